@@ -1,0 +1,94 @@
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import { Agent, type Dispatcher } from 'undici';
+import type { Config } from './config/load.js';
+import type { AppContext } from './context.js';
+import { callback } from './endpoints/callback.js';
+import { healthz, readyz } from './endpoints/health.js';
+import { login } from './endpoints/login.js';
+import { logout } from './endpoints/logout.js';
+import { user } from './endpoints/user.js';
+import { BffError } from './errors.js';
+import { errorHandler } from './http/error-handler.js';
+import { requestLog } from './http/request-log.js';
+import type { Logger } from './log.js';
+import type { OidcClient } from './oidc/client.js';
+import { refreshTokens } from './oidc/tokens.js';
+import { apiProxy } from './proxy/handler.js';
+import { requireCsrfHeader } from './security/csrf.js';
+import { TokenRefresher, type RefreshHooks } from './session/refresh.js';
+import { Sessions } from './session/sessions.js';
+import type { SessionStore } from './session/store.js';
+
+export interface AppDeps {
+  readonly oidc: OidcClient;
+  readonly store: SessionStore;
+  readonly log: Logger;
+  /** The keep-alive pool for upstream calls; one is made when not given. */
+  readonly upstream?: Dispatcher;
+  readonly now?: () => number;
+  readonly refreshHooks?: RefreshHooks;
+}
+
+export interface App extends Express {
+  readonly context: AppContext;
+}
+
+/** Builds an app from a validated config. It never listens: main.ts or a test decides where it runs. */
+export function createApp(config: Config, deps: AppDeps): App {
+  const now = deps.now ?? Date.now;
+  const sessions = new Sessions(deps.store, {
+    idleMs: config.idleTimeoutMs,
+    absoluteMs: config.absoluteTimeoutMs,
+  });
+  const refresher = new TokenRefresher({
+    sessions,
+    refresh: (tokens) => refreshTokens(deps.oidc, tokens, now),
+    lockTtlMs: config.refreshLockTtlMs,
+    waitTimeoutMs: config.upstreamTimeoutMs,
+    log: deps.log,
+    now,
+    hooks: deps.refreshHooks,
+  });
+  const ctx: AppContext = {
+    config,
+    oidc: deps.oidc,
+    sessions,
+    refresher,
+    upstream:
+      deps.upstream ??
+      new Agent({
+        keepAliveTimeout: 30_000,
+        connect: { timeout: Math.min(config.upstreamTimeoutMs, 10_000) },
+      }),
+    log: deps.log,
+    now,
+  };
+
+  const app = express() as unknown as App;
+  Object.defineProperty(app, 'context', { value: ctx });
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('trust proxy', config.trustProxy);
+  app.use(helmet());
+  app.use(requestLog(deps.log));
+
+  const router = express.Router({ caseSensitive: true });
+  router.get('/healthz', healthz);
+  router.get('/readyz', readyz(ctx));
+  router.use(apiProxy(ctx));
+  router.get('/bff/login', login(ctx));
+  router.get('/bff/callback', callback(ctx));
+  router.get('/bff/user', requireCsrfHeader, user(ctx));
+  router.get('/bff/logout', logout(ctx));
+  router.use(() => {
+    throw new BffError('not_found');
+  });
+
+  app.use(config.basePath || '/', router);
+  app.use(() => {
+    throw new BffError('not_found');
+  });
+  app.use(errorHandler(deps.log));
+  return app;
+}

@@ -1,0 +1,173 @@
+import { envSchema, type RouteConfig } from './schema.js';
+
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** Origin plus optional base path, without a trailing slash. */
+  readonly publicUrl: string;
+  /** '' or a path like '/app': every endpoint is mounted below it. */
+  readonly basePath: string;
+  readonly redirectUri: string;
+  readonly postLogoutRedirectUri: string;
+  readonly issuer: string;
+  /** Plain-http discovery is only ever allowed for a loopback issuer (tests, demo mode, local IdPs). */
+  readonly allowInsecureIssuer: boolean;
+  readonly client: {
+    readonly id: string;
+    readonly secret: string | undefined;
+    readonly authMethod: ClientAuthMethod;
+    readonly privateKey: string | undefined;
+  };
+  readonly scopes: readonly string[];
+  readonly authParams: Readonly<Record<string, string>>;
+  readonly userinfo: boolean;
+  readonly store: { readonly kind: 'redis'; readonly url: string } | { readonly kind: 'memory' };
+  readonly sessionSecrets: readonly string[];
+  readonly routes: readonly RouteConfig[];
+  readonly trustProxy: boolean | number | string;
+  readonly idleTimeoutMs: number;
+  readonly absoluteTimeoutMs: number;
+  readonly refreshSkewMs: number;
+  readonly refreshLockTtlMs: number;
+  readonly upstreamTimeoutMs: number;
+  readonly logLevel: string;
+}
+
+/** Thrown when the environment is not a usable configuration; lists every problem at once. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/;
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function parsePrivateKey(raw: string): string | undefined {
+  const trimmed = raw.trim();
+  if (trimmed.startsWith('-----BEGIN') && trimmed.includes('PRIVATE KEY-----')) return undefined;
+  try {
+    const jwk = JSON.parse(trimmed) as Record<string, unknown>;
+    if (typeof jwk.kty === 'string' && typeof jwk.d === 'string') return undefined;
+    return 'must be a private JWK (with "kty" and "d")';
+  } catch {
+    return 'must be a PEM private key or a private JWK';
+  }
+}
+
+/**
+ * Validates the environment once. Only main.ts passes process.env here; tests pass plain objects.
+ * Empty variables count as unset, so `FOO=` in an env file means "use the default".
+ */
+export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(rawEnv)) {
+    if (!k.startsWith('BFF_') || v === undefined) continue;
+    if (v === '' && k !== 'BFF_AUTH_PARAMS') continue;
+    env[k] = v;
+  }
+
+  const problems: string[] = [];
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0] ?? '(environment)');
+      const missing = issue.code === 'invalid_type' && env[name] === undefined;
+      problems.push(`${name}: ${missing ? 'is required' : issue.message}`);
+    }
+  }
+
+  // Cross-variable rules: checked even when single variables failed, so every problem shows at once.
+  const method = env.BFF_CLIENT_AUTH_METHOD ?? 'client_secret_basic';
+  if (method !== 'private_key_jwt' && !env.BFF_CLIENT_SECRET) {
+    problems.push(`BFF_CLIENT_SECRET: is required with BFF_CLIENT_AUTH_METHOD=${method}`);
+  }
+  if (method === 'private_key_jwt') {
+    if (!env.BFF_CLIENT_PRIVATE_KEY) {
+      problems.push('BFF_CLIENT_PRIVATE_KEY: is required with BFF_CLIENT_AUTH_METHOD=private_key_jwt');
+    } else {
+      const keyProblem = parsePrivateKey(env.BFF_CLIENT_PRIVATE_KEY);
+      if (keyProblem) problems.push(`BFF_CLIENT_PRIVATE_KEY: ${keyProblem}`);
+    }
+  }
+  if ((env.BFF_SESSION_STORE ?? 'redis') === 'redis' && !env.BFF_REDIS_URL) {
+    problems.push('BFF_REDIS_URL: is required unless BFF_SESSION_STORE=memory');
+  }
+  if (env.BFF_AUTH_PARAMS) {
+    const reserved = [
+      'response_type',
+      'client_id',
+      'redirect_uri',
+      'scope',
+      'state',
+      'nonce',
+      'code_challenge',
+    ];
+    for (const key of new URLSearchParams(env.BFF_AUTH_PARAMS).keys()) {
+      if (reserved.includes(key) || key.startsWith('code_challenge')) {
+        problems.push(`BFF_AUTH_PARAMS: "${key}" is set by coatcheck itself and cannot be overridden`);
+      }
+    }
+  }
+
+  if (problems.length > 0 || !parsed.success) throw new ConfigError([...new Set(problems)]);
+  const e = parsed.data;
+
+  if (e.BFF_SESSION_IDLE_TIMEOUT > e.BFF_SESSION_ABSOLUTE_TIMEOUT) {
+    throw new ConfigError(['BFF_SESSION_IDLE_TIMEOUT: must not be longer than BFF_SESSION_ABSOLUTE_TIMEOUT']);
+  }
+
+  const publicUrl = e.BFF_PUBLIC_URL.replace(/\/+$/, '');
+  const basePath = new URL(publicUrl).pathname.replace(/\/+$/, '');
+  const issuerHost = new URL(e.BFF_ISSUER).host.replace(/:\d+$/, '');
+
+  // OIDC Core §11: offline_access needs prompt=consent, so ask for it unless the deployment says otherwise.
+  const authParams =
+    e.BFF_AUTH_PARAMS !== undefined
+      ? Object.fromEntries(new URLSearchParams(e.BFF_AUTH_PARAMS))
+      : e.BFF_SCOPES.includes('offline_access')
+        ? { prompt: 'consent' }
+        : {};
+
+  return deepFreeze<Config>({
+    port: e.BFF_PORT,
+    host: e.BFF_HOST,
+    publicUrl,
+    basePath,
+    redirectUri: `${publicUrl}/bff/callback`,
+    postLogoutRedirectUri: e.BFF_POST_LOGOUT_REDIRECT_URI ?? `${publicUrl}/`,
+    issuer: e.BFF_ISSUER,
+    allowInsecureIssuer: new URL(e.BFF_ISSUER).protocol === 'http:' && LOOPBACK.test(issuerHost),
+    client: {
+      id: e.BFF_CLIENT_ID,
+      secret: e.BFF_CLIENT_SECRET,
+      authMethod: e.BFF_CLIENT_AUTH_METHOD,
+      privateKey: e.BFF_CLIENT_PRIVATE_KEY,
+    },
+    scopes: e.BFF_SCOPES,
+    authParams,
+    userinfo: e.BFF_USERINFO,
+    store: e.BFF_SESSION_STORE === 'memory' ? { kind: 'memory' } : { kind: 'redis', url: e.BFF_REDIS_URL! },
+    sessionSecrets: e.BFF_SESSION_SECRET,
+    routes: e.BFF_ROUTES,
+    trustProxy: e.BFF_TRUST_PROXY,
+    idleTimeoutMs: e.BFF_SESSION_IDLE_TIMEOUT,
+    absoluteTimeoutMs: e.BFF_SESSION_ABSOLUTE_TIMEOUT,
+    refreshSkewMs: e.BFF_REFRESH_SKEW,
+    refreshLockTtlMs: e.BFF_REFRESH_LOCK_TTL,
+    upstreamTimeoutMs: e.BFF_UPSTREAM_TIMEOUT,
+    logLevel: e.BFF_LOG_LEVEL,
+  });
+}

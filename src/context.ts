@@ -1,0 +1,17 @@
+import type { Dispatcher } from 'undici';
+import type { Config } from './config/load.js';
+import type { Logger } from './log.js';
+import type { OidcClient } from './oidc/client.js';
+import type { TokenRefresher } from './session/refresh.js';
+import type { Sessions } from './session/sessions.js';
+
+/** Everything an endpoint may use. Built once by createApp; endpoints never reach for globals. */
+export interface AppContext {
+  readonly config: Config;
+  readonly oidc: OidcClient;
+  readonly sessions: Sessions;
+  readonly refresher: TokenRefresher;
+  readonly upstream: Dispatcher;
+  readonly log: Logger;
+  readonly now: () => number;
+}

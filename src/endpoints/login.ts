@@ -1,0 +1,67 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Request, Response } from 'express';
+import type { AppContext } from '../context.js';
+import { BffError } from '../errors.js';
+import { startLogin } from '../oidc/login.js';
+import {
+  LOGIN_COOKIE,
+  cookieHeader,
+  cookieName,
+  readCookie,
+  signValue,
+  unsignValue,
+} from '../security/cookies.js';
+import { safeReturnTo } from '../security/return-url.js';
+
+/** Long enough to type a password and pass MFA; short enough that a forgotten tab's login cannot be replayed later. */
+export const LOGIN_TTL_MS = 10 * 60 * 1000;
+
+export interface LoginTransaction {
+  /** Hash of the browser binding in the login cookie: the callback must come from the browser that started. */
+  readonly binding: string;
+  readonly nonce: string;
+  readonly codeVerifier: string;
+  readonly returnTo: string;
+}
+
+export function bindingHash(binding: string): string {
+  return createHash('sha256').update(binding).digest('base64url');
+}
+
+/**
+ * GET /bff/login?returnTo=/path: starts an authorization-code flow with PKCE. The transaction lives
+ * server-side under its state, so parallel logins in several tabs each complete; the browser keeps
+ * only a binding value in a SameSite=Lax cookie, reused across tabs.
+ */
+export function login(ctx: AppContext) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const rawReturnTo = req.query.returnTo;
+    const returnTo = safeReturnTo(rawReturnTo === undefined ? `${ctx.config.basePath}/` : rawReturnTo);
+    if (!returnTo) throw new BffError('invalid_return_url');
+
+    const cookie = cookieName(LOGIN_COOKIE, req.secure);
+    const binding =
+      unsignValue(readCookie(req.headers.cookie, cookie), ctx.config.sessionSecrets) ??
+      randomBytes(32).toString('base64url');
+
+    const start = await startLogin(ctx.oidc);
+    const tx: LoginTransaction = {
+      binding: bindingHash(binding),
+      nonce: start.nonce,
+      codeVerifier: start.codeVerifier,
+      returnTo,
+    };
+    await ctx.sessions.store.putLogin(start.state, JSON.stringify(tx), LOGIN_TTL_MS);
+
+    res.append(
+      'Set-Cookie',
+      cookieHeader(cookie, signValue(binding, ctx.config.sessionSecrets), {
+        secure: req.secure,
+        sameSite: 'lax',
+        maxAgeMs: LOGIN_TTL_MS,
+      }),
+    );
+    res.setHeader('Cache-Control', 'no-store');
+    res.redirect(302, start.url.href);
+  };
+}

@@ -1,0 +1,97 @@
+import * as client from 'openid-client';
+import type { TokenSet } from '../session/sessions.js';
+import type { OidcClient } from './client.js';
+import { mapOidcError } from './errors.js';
+import { toTokenSet } from './tokens.js';
+
+export interface LoginChecks {
+  readonly state: string;
+  readonly nonce: string;
+  readonly codeVerifier: string;
+}
+
+export interface LoginStart extends LoginChecks {
+  readonly url: URL;
+}
+
+export interface LoginResult {
+  readonly tokens: TokenSet;
+  readonly sub: string;
+  readonly sid: string | undefined;
+  readonly claims: Record<string, unknown>;
+}
+
+/** ID token claims about the protocol rather than the user; the SPA has no use for them. */
+const PROTOCOL_CLAIMS = new Set([
+  'nonce',
+  'at_hash',
+  'c_hash',
+  's_hash',
+  'exp',
+  'iat',
+  'nbf',
+  'jti',
+  'aud',
+  'azp',
+]);
+
+export async function startLogin(oidc: OidcClient): Promise<LoginStart> {
+  const configuration = await oidc.configuration();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const cfg = oidc.settings;
+  const url = client.buildAuthorizationUrl(configuration, {
+    ...cfg.authParams,
+    response_type: 'code',
+    redirect_uri: cfg.redirectUri,
+    scope: cfg.scopes.join(' '),
+    state,
+    nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+  });
+  return { url, state, nonce, codeVerifier };
+}
+
+/**
+ * Validates the authorization response (state, RFC 9207 iss, error=) and redeems the code with the
+ * PKCE verifier; the ID token's signature, audience and nonce are checked by openid-client.
+ */
+export async function completeLogin(
+  oidc: OidcClient,
+  callbackUrl: URL,
+  checks: LoginChecks,
+): Promise<LoginResult> {
+  try {
+    const configuration = await oidc.configuration();
+    const response = await client.authorizationCodeGrant(configuration, callbackUrl, {
+      pkceCodeVerifier: checks.codeVerifier,
+      expectedState: checks.state,
+      expectedNonce: checks.nonce,
+      idTokenExpected: true,
+    });
+    const idClaims = response.claims()!;
+    let claims: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(idClaims)) if (!PROTOCOL_CLAIMS.has(k)) claims[k] = v;
+    if (oidc.settings.userinfo && configuration.serverMetadata().userinfo_endpoint) {
+      try {
+        const userinfo = await client.fetchUserInfo(configuration, response.access_token, idClaims.sub);
+        claims = { ...claims, ...userinfo };
+      } catch (err) {
+        oidc.log.warn(
+          { err: { message: (err as Error).message } },
+          'userinfo request failed; using ID token claims',
+        );
+      }
+    }
+    return {
+      tokens: toTokenSet(response, undefined, Date.now(), oidc.settings.refreshSkewMs),
+      sub: idClaims.sub,
+      sid: typeof idClaims.sid === 'string' ? idClaims.sid : undefined,
+      claims,
+    };
+  } catch (err) {
+    throw mapOidcError(err, 'login');
+  }
+}

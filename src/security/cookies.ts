@@ -1,0 +1,81 @@
+import { parse, serialize, type SerializeOptions } from 'cookie';
+import { sign, unsign } from 'cookie-signature';
+
+/**
+ * Cookie names and attributes. Over https the names carry the `__Host-` prefix, which makes the
+ * browser insist on Secure, Path=/ and no Domain, so a sibling subdomain cannot plant or overwrite them.
+ */
+export const SESSION_COOKIE = 'coatcheck';
+export const LOGIN_COOKIE = 'coatcheck-login';
+const ALL_NAMES = new Set([
+  SESSION_COOKIE,
+  LOGIN_COOKIE,
+  `__Host-${SESSION_COOKIE}`,
+  `__Host-${LOGIN_COOKIE}`,
+]);
+
+export function cookieName(base: string, secure: boolean): string {
+  return secure ? `__Host-${base}` : base;
+}
+
+export function isBffCookie(name: string): boolean {
+  return ALL_NAMES.has(name);
+}
+
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header || !header.includes(name)) return undefined;
+  return parse(header)[name];
+}
+
+/** Signed with the first secret; any listed secret verifies, so secrets rotate without logging users out. */
+export function signValue(value: string, secrets: readonly string[]): string {
+  return sign(value, secrets[0]!);
+}
+
+export function unsignValue(signed: string | undefined, secrets: readonly string[]): string | undefined {
+  if (!signed || signed.length > 512) return undefined;
+  for (const secret of secrets) {
+    const value = unsign(signed, secret);
+    if (value !== false) return value;
+  }
+  return undefined;
+}
+
+export function cookieHeader(
+  name: string,
+  value: string,
+  opts: { secure: boolean; sameSite: 'strict' | 'lax'; maxAgeMs?: number },
+): string {
+  const options: SerializeOptions = {
+    httpOnly: true,
+    secure: opts.secure,
+    sameSite: opts.sameSite,
+    path: '/',
+  };
+  if (opts.maxAgeMs !== undefined) options.maxAge = Math.max(0, Math.floor(opts.maxAgeMs / 1000));
+  return serialize(name, value, options);
+}
+
+export function clearCookieHeader(name: string, secure: boolean): string {
+  return serialize(name, '', {
+    httpOnly: true,
+    secure,
+    sameSite: 'lax',
+    path: '/',
+    expires: new Date(0),
+  });
+}
+
+/** The Cookie header minus coatcheck's own cookies, for forwarding upstream; undefined when nothing is left. */
+export function stripBffCookies(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  if (!header.includes(SESSION_COOKIE)) return header;
+  const kept = header
+    .split(';')
+    .map((part) => part.trim())
+    .filter((part) => {
+      const eq = part.indexOf('=');
+      return part && !isBffCookie((eq === -1 ? part : part.slice(0, eq)).trim());
+    });
+  return kept.length ? kept.join('; ') : undefined;
+}

@@ -1,0 +1,42 @@
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+
+/**
+ * A Redis dump must not be enough to use or read a session. The store therefore never sees the
+ * session id: records live under a hash of it, and their secret fields are sealed with a key derived
+ * from it. Only a request that presents the cookie can find and open its own record.
+ */
+
+/** 256 random bits, as in the cookie. */
+export function newSessionId(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function storageId(sessionId: string): string {
+  return createHash('sha256').update(sessionId).digest('base64url');
+}
+
+function keyFor(sessionId: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', sessionId, 'coatcheck/session', 'record-v1', 32));
+}
+
+/** AES-256-GCM; `field` is bound as associated data so sealed values cannot be swapped between fields. */
+export function seal(sessionId: string, field: string, plaintext: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', keyFor(sessionId), iv);
+  cipher.setAAD(Buffer.from(field));
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+}
+
+/** Returns undefined when the value was not sealed for this session and field. */
+export function open(sessionId: string, field: string, sealed: string): string | undefined {
+  try {
+    const raw = Buffer.from(sealed, 'base64url');
+    const decipher = createDecipheriv('aes-256-gcm', keyFor(sessionId), raw.subarray(0, 12));
+    decipher.setAAD(Buffer.from(field));
+    decipher.setAuthTag(raw.subarray(12, 28));
+    return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,214 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { BffError } from '../errors.js';
+import type { LoadedRecord, NewRecord, SessionStore, TokenRecord } from './store.js';
+
+// Read and slide in one round trip: the proxy path pays exactly one Redis call per request.
+const LOAD = `
+local v = redis.call('HMGET', KEYS[1], 'a', 'i', 'n', 'c', 't', 'v')
+if not v[1] then return false end
+local now = tonumber(ARGV[1])
+local abs = tonumber(v[1])
+if abs <= now then
+  redis.call('DEL', KEYS[1])
+  return false
+end
+local ttl = math.min(tonumber(v[2]), abs - now)
+redis.call('PEXPIRE', KEYS[1], ttl)
+return {v[1], v[3], v[4], v[5], v[6], tostring(now + ttl)}
+`;
+
+const WRITE_TOKENS = `
+if redis.call('HGET', KEYS[1], 'v') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 't', ARGV[2], 'v', ARGV[3])
+  return 1
+end
+return 0
+`;
+
+// Deletes the record and its index entries; the index keys are named after fields of the record.
+const DESTROY = `
+local v = redis.call('HMGET', KEYS[1], 'u', 'd')
+local n = redis.call('DEL', KEYS[1], KEYS[2])
+if v[1] then redis.call('SREM', ARGV[1] .. 'sub:' .. v[1], ARGV[2]) end
+if v[2] and v[2] ~= '' then redis.call('SREM', ARGV[1] .. 'sid:' .. v[2], ARGV[2]) end
+return n
+`;
+
+const RENEW_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+interface ScriptedRedis extends Redis {
+  ccLoad(key: string, now: number): Promise<string[] | null>;
+  ccWriteTokens(key: string, expected: number, tokens: string, next: number): Promise<number>;
+  ccDestroy(key: string, lockKey: string, prefix: string, id: string): Promise<number>;
+  ccRenewLock(key: string, owner: string, ttlMs: number): Promise<number>;
+  ccReleaseLock(key: string, owner: string): Promise<number>;
+}
+
+function storeError(cause: unknown): BffError {
+  return new BffError('store_unavailable', { cause });
+}
+
+/** Wraps every call so a Redis outage becomes a 503 for the client, never an unhandled 500. */
+async function guard<T>(op: Promise<T>): Promise<T> {
+  try {
+    return await op;
+  } catch (err) {
+    throw err instanceof BffError ? err : storeError(err);
+  }
+}
+
+export class RedisSessionStore implements SessionStore {
+  readonly redis: ScriptedRedis;
+  private readonly prefix: string;
+
+  constructor(url: string, options: { prefix?: string; redis?: RedisOptions } = {}) {
+    this.prefix = options.prefix ?? 'coatcheck:';
+    this.redis = new Redis(url, {
+      // Fail fast while Redis is away: a queued command would hold the browser's request hostage.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: 2000,
+      connectTimeout: 2000,
+      lazyConnect: false,
+      ...options.redis,
+    }) as ScriptedRedis;
+    this.redis.on('error', () => {
+      // ioredis reconnects by itself; the failures surface as store_unavailable on the requests.
+    });
+    this.redis.defineCommand('ccLoad', { numberOfKeys: 1, lua: LOAD });
+    this.redis.defineCommand('ccWriteTokens', { numberOfKeys: 1, lua: WRITE_TOKENS });
+    this.redis.defineCommand('ccDestroy', { numberOfKeys: 2, lua: DESTROY });
+    this.redis.defineCommand('ccRenewLock', { numberOfKeys: 1, lua: RENEW_LOCK });
+    this.redis.defineCommand('ccReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
+  }
+
+  /** Resolves once connected, so start-up can report an unreachable Redis clearly. */
+  async ready(timeoutMs = 5000): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error('Redis did not become ready in time'));
+      }, timeoutMs);
+      const onReady = (): void => {
+        cleanup();
+        resolve();
+      };
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+      };
+      this.redis.on('ready', onReady);
+    });
+  }
+
+  private k(kind: string, id: string): string {
+    return `${this.prefix}${kind}:${id}`;
+  }
+
+  async create(key: string, r: NewRecord): Promise<void> {
+    const sessionKey = this.k('s', key);
+    const ttl = Math.min(r.idleMs, r.absoluteExpiresAt - r.createdAt);
+    const multi = this.redis
+      .multi()
+      .hset(sessionKey, {
+        a: r.absoluteExpiresAt,
+        i: r.idleMs,
+        n: r.createdAt,
+        c: r.data,
+        t: r.tokens,
+        v: 1,
+        u: r.sub,
+        d: r.sid ?? '',
+      })
+      .pexpire(sessionKey, ttl);
+    // Index keys outlive every session they list: each login pushes their expiry to a full session lifetime.
+    const indexTtl = r.absoluteExpiresAt - r.createdAt;
+    multi.sadd(this.k('sub', r.sub), key).pexpire(this.k('sub', r.sub), indexTtl);
+    if (r.sid) multi.sadd(this.k('sid', r.sid), key).pexpire(this.k('sid', r.sid), indexTtl);
+    await guard(multi.exec());
+  }
+
+  async load(key: string, now: number): Promise<LoadedRecord | undefined> {
+    const v = await guard(this.redis.ccLoad(this.k('s', key), now));
+    if (!v) return undefined;
+    return {
+      absoluteExpiresAt: Number(v[0]),
+      createdAt: Number(v[1]),
+      data: v[2]!,
+      tokens: v[3]!,
+      version: Number(v[4]),
+      expiresAt: Number(v[5]),
+    };
+  }
+
+  async readTokens(key: string): Promise<TokenRecord | undefined> {
+    const [tokens, version] = await guard(this.redis.hmget(this.k('s', key), 't', 'v'));
+    return tokens && version ? { tokens, version: Number(version) } : undefined;
+  }
+
+  async writeTokens(key: string, expectedVersion: number, tokens: string): Promise<boolean> {
+    const ok = await guard(
+      this.redis.ccWriteTokens(this.k('s', key), expectedVersion, tokens, expectedVersion + 1),
+    );
+    return ok === 1;
+  }
+
+  async destroy(key: string): Promise<boolean> {
+    const n = await guard(this.redis.ccDestroy(this.k('s', key), this.k('l', key), this.prefix, key));
+    return n > 0;
+  }
+
+  async destroyIndexed(kind: 'sid' | 'sub', value: string): Promise<number> {
+    const indexKey = this.k(kind, value);
+    const keys = await guard(this.redis.smembers(indexKey));
+    let destroyed = 0;
+    for (const key of keys) if (await this.destroy(key)) destroyed++;
+    await guard(this.redis.del(indexKey));
+    return destroyed;
+  }
+
+  async acquireLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await guard(this.redis.set(this.k('l', key), owner, 'PX', ttlMs, 'NX'))) === 'OK';
+  }
+
+  async renewLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await guard(this.redis.ccRenewLock(this.k('l', key), owner, ttlMs))) === 1;
+  }
+
+  async releaseLock(key: string, owner: string): Promise<void> {
+    await guard(this.redis.ccReleaseLock(this.k('l', key), owner));
+  }
+
+  async putLogin(state: string, value: string, ttlMs: number): Promise<void> {
+    await guard(this.redis.set(this.k('login', state), value, 'PX', ttlMs));
+  }
+
+  async takeLogin(state: string): Promise<string | undefined> {
+    return (await guard(this.redis.getdel(this.k('login', state)))) ?? undefined;
+  }
+
+  async firstSeen(id: string, ttlMs: number): Promise<boolean> {
+    return (await guard(this.redis.set(this.k('seen', id), '1', 'PX', Math.max(1, ttlMs), 'NX'))) === 'OK';
+  }
+
+  async ping(): Promise<void> {
+    await guard(this.redis.ping());
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The storage contract behind sessions. Records are addressed by storage id (a hash of the session
+ * id) and hold only sealed values plus the timing the store needs to expire them on its own.
+ */
+export interface NewRecord {
+  readonly createdAt: number;
+  readonly absoluteExpiresAt: number;
+  readonly idleMs: number;
+  /** Sealed session data: claims, subject, logout id. Written once at login. */
+  readonly data: string;
+  /** Sealed token set. Only ever rewritten through writeTokens. */
+  readonly tokens: string;
+  readonly sub: string;
+  readonly sid: string | undefined;
+}
+
+export interface LoadedRecord {
+  readonly createdAt: number;
+  readonly absoluteExpiresAt: number;
+  /** When the record expires now that this load has slid its idle timeout. */
+  readonly expiresAt: number;
+  readonly data: string;
+  readonly tokens: string;
+  readonly version: number;
+}
+
+export interface TokenRecord {
+  readonly tokens: string;
+  readonly version: number;
+}
+
+export interface SessionStore {
+  create(key: string, record: NewRecord): Promise<void>;
+  /** Reads the record and slides its idle expiry in one round trip; undefined when gone or expired. */
+  load(key: string, now: number): Promise<LoadedRecord | undefined>;
+  readTokens(key: string): Promise<TokenRecord | undefined>;
+  /** Compare-and-set on the version: false when another writer got there first or the record is gone. */
+  writeTokens(key: string, expectedVersion: number, tokens: string): Promise<boolean>;
+  /** Removes the record, its lock and its index entries. */
+  destroy(key: string): Promise<boolean>;
+  /** Destroys every session indexed under the IdP session id or subject; returns how many existed. */
+  destroyIndexed(kind: 'sid' | 'sub', value: string): Promise<number>;
+
+  acquireLock(key: string, owner: string, ttlMs: number): Promise<boolean>;
+  renewLock(key: string, owner: string, ttlMs: number): Promise<boolean>;
+  releaseLock(key: string, owner: string): Promise<void>;
+
+  /** Login transactions: single use by construction, because take() deletes as it reads. */
+  putLogin(state: string, value: string, ttlMs: number): Promise<void>;
+  takeLogin(state: string): Promise<string | undefined>;
+
+  /** True the first time an id is seen within ttl (replay detection). */
+  firstSeen(id: string, ttlMs: number): Promise<boolean>;
+
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,122 @@
+import { CookieJar } from 'tough-cookie';
+import { request } from 'undici';
+
+export interface Page {
+  readonly status: number;
+  readonly url: string;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly text: string;
+  /** Every URL visited, redirects included, in order. */
+  readonly history: string[];
+  /** Every response body seen on the way, for leak checks. */
+  readonly bodies: string[];
+  readonly setCookies: string[];
+}
+
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  follow?: boolean;
+}
+
+/**
+ * A scripted user: a cookie jar plus manual redirect following, so every hop of the login is a
+ * real HTTP exchange with real cookies, as in a browser (cookies ignore ports, as browsers do).
+ */
+export class Browser {
+  readonly jar = new CookieJar();
+
+  async go(url: string, opts: RequestOptions = {}): Promise<Page> {
+    const history: string[] = [];
+    const bodies: string[] = [];
+    const setCookies: string[] = [];
+    let current = url;
+    let method = opts.method ?? 'GET';
+    let body = opts.body;
+    let headers = opts.headers ?? {};
+    for (let hop = 0; hop < 20; hop++) {
+      history.push(current);
+      const cookie = await this.jar.getCookieString(current);
+      const res = await request(current, {
+        method: method as 'GET',
+        headers: { ...headers, ...(cookie ? { cookie } : {}) },
+        body,
+      });
+      const text = await res.body.text();
+      bodies.push(text);
+      const raw = res.headers['set-cookie'];
+      for (const c of raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]) {
+        setCookies.push(c);
+        await this.jar.setCookie(c, current, { ignoreError: true });
+      }
+      const location = res.headers.location;
+      if (
+        opts.follow === false ||
+        res.statusCode < 300 ||
+        res.statusCode >= 400 ||
+        typeof location !== 'string'
+      ) {
+        return {
+          status: res.statusCode,
+          url: current,
+          headers: res.headers,
+          text,
+          history,
+          bodies,
+          setCookies,
+        };
+      }
+      current = new URL(location, current).href;
+      method = 'GET';
+      body = undefined;
+      headers = {};
+    }
+    throw new Error('too many redirects');
+  }
+
+  async submitForm(
+    pageUrl: string,
+    html: string,
+    formMatch: RegExp,
+    fields: Record<string, string>,
+  ): Promise<Page> {
+    const form = formMatch.exec(html);
+    if (!form) throw new Error(`form not found on ${pageUrl}:\n${html.slice(0, 500)}`);
+    const action = /action="([^"]+)"/.exec(form[0])![1]!;
+    const hidden: Record<string, string> = {};
+    for (const m of form[0].matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g))
+      hidden[m[1]!] = m[2]!;
+    return this.go(new URL(action.replace(/&amp;/g, '&'), pageUrl).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...hidden, ...fields }).toString(),
+    });
+  }
+
+  /** Logs in through the BFF as a person would: start, sign in at the IdP, consent, land back on returnTo. */
+  async login(
+    bffUrl: string,
+    opts: { returnTo?: string; username?: string; password?: string } = {},
+  ): Promise<Page> {
+    const start = `${bffUrl}/bff/login${opts.returnTo ? `?returnTo=${encodeURIComponent(opts.returnTo)}` : ''}`;
+    let page = await this.go(start);
+    const history = [...page.history];
+    const bodies = [...page.bodies];
+    for (let step = 0; step < 4; step++) {
+      if (page.text.includes('name="password"')) {
+        page = await this.submitForm(page.url, page.text, /<form[^>]*\/login"[\s\S]*?<\/form>/, {
+          username: opts.username ?? 'alice',
+          password: opts.password ?? 'wonderland',
+        });
+      } else if (page.text.includes('/confirm"')) {
+        page = await this.submitForm(page.url, page.text, /<form[^>]*\/confirm"[\s\S]*?<\/form>/, {});
+      } else {
+        break;
+      }
+      history.push(...page.history);
+      bodies.push(...page.bodies);
+    }
+    return { ...page, history, bodies };
+  }
+}

@@ -1,0 +1,169 @@
+import { createServer, type Server } from 'node:http';
+import { Writable } from 'node:stream';
+import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { createApp, type App } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config/load.js';
+import { startIdp, type Idp } from '../../src/demo/idp.js';
+import { createLogger } from '../../src/log.js';
+import { createOidcClient } from '../../src/oidc/client.js';
+import type { RefreshHooks } from '../../src/session/refresh.js';
+import { MemorySessionStore } from '../../src/session/memory-store.js';
+import { RedisSessionStore } from '../../src/session/redis-store.js';
+import type { SessionStore } from '../../src/session/store.js';
+import { Browser } from './browser.js';
+import { startRedis, type TestRedis } from './redis.js';
+import { startUpstream, type TestUpstream } from './upstream.js';
+
+export const CLIENT_ID = 'coatcheck-test';
+export const CLIENT_SECRET = 'test-client-secret-that-is-long-enough';
+export const SESSION_SECRET = 'test-session-secret-0123456789abcdef';
+export const AUDIENCE = 'urn:coatcheck:test-api';
+export const ALICE = {
+  username: 'alice',
+  password: 'wonderland',
+  sub: 'alice-0001',
+  claims: { name: 'Alice Liddell', email: 'alice@example.com', email_verified: true },
+};
+
+export interface Bff {
+  readonly url: string;
+  readonly app: App;
+  readonly config: Config;
+  readonly store: SessionStore;
+  /** Every log line this instance wrote, for leak checks. */
+  readonly logs: string[];
+  /** Simulates the process dying: the listener and the store connection go away without a drain. */
+  kill(): Promise<void>;
+}
+
+export interface Stack {
+  readonly idp: Idp;
+  readonly redis: TestRedis | undefined;
+  readonly upstream: TestUpstream;
+  readonly bffs: Bff[];
+  readonly bff: Bff;
+  browser(): Browser;
+  /** Verifies an access token as an API would: signature against the IdP's JWKS, issuer, audience, expiry. */
+  verifyAccessToken(token: string): Promise<JWTPayload>;
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  instances?: number;
+  store?: 'redis' | 'memory';
+  accessTokenTtl?: number;
+  env?: Record<string, string>;
+  refreshHooks?: (instance: number) => RefreshHooks | undefined;
+}
+
+async function listenOnFreePort(): Promise<{ server: Server; url: string }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
+}
+
+/**
+ * The whole system, for real: Redis, the IdP, an upstream API and N coatcheck instances sharing
+ * the store. Instance listeners exist before the IdP so their callback URLs can be registered.
+ */
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const instances = opts.instances ?? 1;
+  const storeKind = opts.store ?? 'redis';
+  const redis = storeKind === 'redis' ? await startRedis() : undefined;
+  const upstream = await startUpstream();
+  const listeners = await Promise.all(Array.from({ length: instances }, listenOnFreePort));
+  const idp = await startIdp({
+    users: [ALICE],
+    audience: AUDIENCE,
+    accessTokenTtl: opts.accessTokenTtl ?? 300,
+    clients: [
+      {
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+        client_name: 'coatcheck test app',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: listeners.map((l) => `${l.url}/bff/callback`),
+        post_logout_redirect_uris: listeners.map((l) => `${l.url}/`),
+        backchannel_logout_uri: `${listeners[0]!.url}/bff/backchannel-logout`,
+        backchannel_logout_session_required: true,
+      },
+    ],
+  });
+
+  const memoryStore = storeKind === 'memory' ? new MemorySessionStore() : undefined;
+  const bffs: Bff[] = listeners.map(({ server, url }, i) => {
+    const config = loadConfig({
+      BFF_PUBLIC_URL: url,
+      BFF_ISSUER: idp.issuer,
+      BFF_CLIENT_ID: CLIENT_ID,
+      BFF_CLIENT_SECRET: CLIENT_SECRET,
+      BFF_SESSION_SECRET: SESSION_SECRET,
+      BFF_SESSION_STORE: storeKind,
+      BFF_REDIS_URL: redis?.url,
+      BFF_ROUTES: JSON.stringify([
+        { path: '/api', target: `${upstream.url}/v1` },
+        { path: '/api/admin', target: `${upstream.url}/admin` },
+        { path: '/root', target: upstream.url },
+      ]),
+      BFF_LOG_LEVEL: 'debug',
+      ...opts.env,
+    });
+    const logs: string[] = [];
+    const log = createLogger(
+      config.logLevel,
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          logs.push(chunk.toString());
+          cb();
+        },
+      }),
+    );
+    const store = memoryStore ?? new RedisSessionStore(redis!.url);
+    const app = createApp(config, {
+      oidc: createOidcClient(config, log),
+      store,
+      log,
+      refreshHooks: opts.refreshHooks?.(i),
+    });
+    server.on('request', app);
+    return {
+      url,
+      app,
+      config,
+      store,
+      logs,
+      async kill() {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await store.close();
+      },
+    };
+  });
+
+  const jwks = createRemoteJWKSet(new URL(`${idp.issuer}/jwks`));
+  return {
+    idp,
+    redis,
+    upstream,
+    bffs,
+    bff: bffs[0]!,
+    browser: () => new Browser(),
+    async verifyAccessToken(token) {
+      const { payload } = await jwtVerify(token, jwks, { issuer: idp.issuer, audience: AUDIENCE });
+      return payload;
+    },
+    async close() {
+      for (const [i, b] of bffs.entries()) {
+        listeners[i]!.server.closeAllConnections();
+        await new Promise<void>((resolve) => listeners[i]!.server.close(() => resolve()));
+        await b.app.context.upstream.close();
+        if (!memoryStore) await b.store.close().catch(() => undefined);
+      }
+      await memoryStore?.close();
+      await idp.close();
+      await upstream.close();
+      await redis?.stop();
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+
+export interface Recorded {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+export interface TestUpstream {
+  readonly url: string;
+  readonly requests: Recorded[];
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+/**
+ * A real HTTP API that records what it receives. Paths:
+ *  /slow?ms=N  answers after N ms (the upstream's own behaviour, used to provoke 504s);
+ *  /big?bytes=N  streams N bytes; /status/N  answers with status N; anything else echoes JSON.
+ */
+export async function startUpstream(): Promise<TestUpstream> {
+  const requests: Recorded[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const url = new URL(req.url ?? '/', 'http://upstream');
+      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      if (url.pathname.endsWith('/slow')) {
+        setTimeout(() => res.end('slow'), Number(url.searchParams.get('ms') ?? 1000));
+        return;
+      }
+      const status = /\/status\/(\d{3})$/.exec(url.pathname);
+      if (status) {
+        res.writeHead(Number(status[1]), {
+          'content-type': 'application/json',
+          'www-authenticate': 'Bearer',
+        });
+        res.end(JSON.stringify({ status: Number(status[1]) }));
+        return;
+      }
+      if (url.pathname.endsWith('/big')) {
+        let left = Number(url.searchParams.get('bytes') ?? 1024);
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(left) });
+        const block = Buffer.alloc(64 * 1024, 120);
+        const pump = (): void => {
+          while (left > 0) {
+            const n = Math.min(left, block.length);
+            left -= n;
+            if (!res.write(n === block.length ? block : block.subarray(0, n)))
+              return void res.once('drain', pump);
+          }
+          res.end();
+        };
+        pump();
+        return;
+      }
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'x-upstream': 'yes',
+        'set-cookie': 'upstream_cookie=1; Path=/',
+      });
+      res.end(JSON.stringify({ method: req.method, url: req.url, body }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    server,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
