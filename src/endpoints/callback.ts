@@ -3,9 +3,9 @@ import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { completeLogin } from '../oidc/login.js';
 import { requestSession, setSessionCookie } from '../http/request-session.js';
-import { LOGIN_COOKIE, cookieName, readCookie, unsignValue } from '../security/cookies.js';
+import { clearCookieHeader, readCookie, unsignValue } from '../security/cookies.js';
 import { newLogoutId } from '../session/sessions.js';
-import { bindingHash, type LoginTransaction } from './login.js';
+import { bindingHash, loginCookieName, type LoginTransaction } from './login.js';
 
 /**
  * GET /bff/callback: finishes the login. The transaction is taken (and so deleted) before anything
@@ -23,10 +23,9 @@ export function callback(ctx: AppContext) {
     if (!raw) throw new BffError('login_state_invalid');
     const tx = JSON.parse(raw) as LoginTransaction;
 
-    const binding = unsignValue(
-      readCookie(req.headers.cookie, cookieName(LOGIN_COOKIE, req.secure)),
-      ctx.config.sessionSecrets,
-    );
+    const loginCookie = loginCookieName(tx.id, req.secure);
+    res.append('Set-Cookie', clearCookieHeader(loginCookie, req.secure));
+    const binding = unsignValue(readCookie(req.headers.cookie, loginCookie), ctx.config.sessionSecrets);
     if (!binding || bindingHash(binding) !== tx.binding) {
       throw new BffError('login_state_invalid', {
         message: 'The login response does not belong to a login started in this browser.',

@@ -17,6 +17,8 @@ import { safeReturnTo } from '../security/return-url.js';
 export const LOGIN_TTL_MS = 10 * 60 * 1000;
 
 export interface LoginTransaction {
+  /** Names this login's cookie. */
+  readonly id: string;
   /** Hash of the browser binding in the login cookie: the callback must come from the browser that started. */
   readonly binding: string;
   readonly nonce: string;
@@ -28,10 +30,14 @@ export function bindingHash(binding: string): string {
   return createHash('sha256').update(binding).digest('base64url');
 }
 
+export function loginCookieName(id: string, secure: boolean): string {
+  return cookieName(`${LOGIN_COOKIE}-${id}`, secure);
+}
+
 /**
  * GET /bff/login?returnTo=/path: starts an authorization-code flow with PKCE. The transaction lives
- * server-side under its state, so parallel logins in several tabs each complete; the browser keeps
- * only a binding value in a SameSite=Lax cookie, reused across tabs.
+ * server-side under its state; the browser keeps only a random binding value in a SameSite=Lax
+ * cookie of its own, so logins started in parallel tabs each complete.
  */
 export function login(ctx: AppContext) {
   return async (req: Request, res: Response): Promise<void> => {
@@ -39,13 +45,11 @@ export function login(ctx: AppContext) {
     const returnTo = safeReturnTo(rawReturnTo === undefined ? `${ctx.config.basePath}/` : rawReturnTo);
     if (!returnTo) throw new BffError('invalid_return_url');
 
-    const cookie = cookieName(LOGIN_COOKIE, req.secure);
-    const binding =
-      unsignValue(readCookie(req.headers.cookie, cookie), ctx.config.sessionSecrets) ??
-      randomBytes(32).toString('base64url');
-
+    const id = randomBytes(6).toString('base64url');
+    const binding = randomBytes(32).toString('base64url');
     const start = await startLogin(ctx.oidc);
     const tx: LoginTransaction = {
+      id,
       binding: bindingHash(binding),
       nonce: start.nonce,
       codeVerifier: start.codeVerifier,
@@ -55,7 +59,7 @@ export function login(ctx: AppContext) {
 
     res.append(
       'Set-Cookie',
-      cookieHeader(cookie, signValue(binding, ctx.config.sessionSecrets), {
+      cookieHeader(loginCookieName(id, req.secure), signValue(binding, ctx.config.sessionSecrets), {
         secure: req.secure,
         sameSite: 'lax',
         maxAgeMs: LOGIN_TTL_MS,

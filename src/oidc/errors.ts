@@ -4,6 +4,12 @@ import { BffError, type ErrorCode } from '../errors.js';
 /** OAuth errors whose text is the IdP's own and safe to repeat to the browser. */
 const SAFE_IDP_ERROR = /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,100}$/;
 
+function causeChain(err: Error): Error[] {
+  const chain: Error[] = [];
+  for (let e: unknown = err; e instanceof Error && chain.length < 5; e = e.cause) chain.push(e);
+  return chain;
+}
+
 function isNetworkFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'AbortError' || err.name === 'TimeoutError') return true;
@@ -38,7 +44,10 @@ export function mapOidcError(err: unknown, context: 'login' | 'refresh' | 'other
   }
 
   if (err instanceof Error) {
-    const message = err.message;
+    // openid-client wraps oauth4webapi's precise error ("unexpected iss…") in a generic one: read the chain.
+    const message = causeChain(err)
+      .map((e) => e.message)
+      .join(' | ');
     const codeOf = (err as { code?: string }).code;
     if (/"iss" \(issuer\)/.test(message)) return new BffError('issuer_mismatch', { cause: err });
     if (/"state"/.test(message)) return new BffError('login_state_invalid', { cause: err });

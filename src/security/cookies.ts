@@ -6,20 +6,16 @@ import { sign, unsign } from 'cookie-signature';
  * browser insist on Secure, Path=/ and no Domain, so a sibling subdomain cannot plant or overwrite them.
  */
 export const SESSION_COOKIE = 'coatcheck';
+/** One login cookie per login in flight (`coatcheck-login-<id>`), so parallel tabs never overwrite each other's. */
 export const LOGIN_COOKIE = 'coatcheck-login';
-const ALL_NAMES = new Set([
-  SESSION_COOKIE,
-  LOGIN_COOKIE,
-  `__Host-${SESSION_COOKIE}`,
-  `__Host-${LOGIN_COOKIE}`,
-]);
 
 export function cookieName(base: string, secure: boolean): string {
   return secure ? `__Host-${base}` : base;
 }
 
 export function isBffCookie(name: string): boolean {
-  return ALL_NAMES.has(name);
+  const bare = name.startsWith('__Host-') ? name.slice(7) : name;
+  return bare === SESSION_COOKIE || bare.startsWith(`${LOGIN_COOKIE}-`);
 }
 
 export function readCookie(header: string | undefined, name: string): string | undefined {

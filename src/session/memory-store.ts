@@ -54,7 +54,11 @@ export class MemorySessionStore implements SessionStore {
 
   async load(key: string, now: number): Promise<LoadedRecord | undefined> {
     const e = this.live(key);
-    if (!e || e.record.absoluteExpiresAt <= now) return undefined;
+    if (!e) return undefined;
+    if (e.expiresAt <= now) {
+      await this.destroy(key);
+      return undefined;
+    }
     e.expiresAt = Math.min(now + e.record.idleMs, e.record.absoluteExpiresAt);
     return {
       createdAt: e.record.createdAt,

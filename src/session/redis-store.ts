@@ -2,17 +2,20 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { BffError } from '../errors.js';
 import type { LoadedRecord, NewRecord, SessionStore, TokenRecord } from './store.js';
 
-// Read and slide in one round trip: the proxy path pays exactly one Redis call per request.
+// Read, check both timeouts and slide the idle one in one round trip: the proxy path pays one Redis call.
+// Timeouts are checked against the caller's clock as well as by Redis TTLs, so expiry is exact to the request.
 const LOAD = `
-local v = redis.call('HMGET', KEYS[1], 'a', 'i', 'n', 'c', 't', 'v')
+local v = redis.call('HMGET', KEYS[1], 'a', 'i', 'n', 'c', 't', 'v', 'l')
 if not v[1] then return false end
 local now = tonumber(ARGV[1])
 local abs = tonumber(v[1])
-if abs <= now then
+local idle = tonumber(v[2])
+if abs <= now or tonumber(v[7]) + idle <= now then
   redis.call('DEL', KEYS[1])
   return false
 end
-local ttl = math.min(tonumber(v[2]), abs - now)
+local ttl = math.min(idle, abs - now)
+redis.call('HSET', KEYS[1], 'l', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ttl)
 return {v[1], v[3], v[4], v[5], v[6], tostring(now + ttl)}
 `;
@@ -123,6 +126,7 @@ export class RedisSessionStore implements SessionStore {
         a: r.absoluteExpiresAt,
         i: r.idleMs,
         n: r.createdAt,
+        l: r.createdAt,
         c: r.data,
         t: r.tokens,
         v: 1,

@@ -94,20 +94,16 @@ export class Browser {
     });
   }
 
-  /** Logs in through the BFF as a person would: start, sign in at the IdP, consent, land back on returnTo. */
-  async login(
-    bffUrl: string,
-    opts: { returnTo?: string; username?: string; password?: string } = {},
-  ): Promise<Page> {
-    const start = `${bffUrl}/bff/login${opts.returnTo ? `?returnTo=${encodeURIComponent(opts.returnTo)}` : ''}`;
-    let page = await this.go(start);
+  /** Signs in and consents on the IdP's pages, starting from whatever page the authorize redirect showed. */
+  async finishAtIdp(start: Page, username = 'alice', password = 'wonderland'): Promise<Page> {
+    let page = start;
     const history = [...page.history];
     const bodies = [...page.bodies];
     for (let step = 0; step < 4; step++) {
       if (page.text.includes('name="password"')) {
         page = await this.submitForm(page.url, page.text, /<form[^>]*\/login"[\s\S]*?<\/form>/, {
-          username: opts.username ?? 'alice',
-          password: opts.password ?? 'wonderland',
+          username,
+          password,
         });
       } else if (page.text.includes('/confirm"')) {
         page = await this.submitForm(page.url, page.text, /<form[^>]*\/confirm"[\s\S]*?<\/form>/, {});
@@ -118,5 +114,14 @@ export class Browser {
       bodies.push(...page.bodies);
     }
     return { ...page, history, bodies };
+  }
+
+  /** Logs in through the BFF as a person would: start, sign in at the IdP, consent, land back on returnTo. */
+  async login(
+    bffUrl: string,
+    opts: { returnTo?: string; username?: string; password?: string } = {},
+  ): Promise<Page> {
+    const start = `${bffUrl}/bff/login${opts.returnTo ? `?returnTo=${encodeURIComponent(opts.returnTo)}` : ''}`;
+    return this.finishAtIdp(await this.go(start), opts.username, opts.password);
   }
 }

@@ -7,6 +7,8 @@ import { startIdp, type Idp } from '../../src/demo/idp.js';
 import { createLogger } from '../../src/log.js';
 import { createOidcClient } from '../../src/oidc/client.js';
 import type { RefreshHooks } from '../../src/session/refresh.js';
+import type { Session } from '../../src/session/sessions.js';
+import { SESSION_COOKIE, unsignValue } from '../../src/security/cookies.js';
 import { MemorySessionStore } from '../../src/session/memory-store.js';
 import { RedisSessionStore } from '../../src/session/redis-store.js';
 import type { SessionStore } from '../../src/session/store.js';
@@ -36,13 +38,22 @@ export interface Bff {
   kill(): Promise<void>;
 }
 
+/** coatcheck's clock in tests: real time plus an offset, so expiry can be reached without waiting. */
+export interface TestClock {
+  now(): number;
+  advance(ms: number): void;
+}
+
 export interface Stack {
+  readonly clock: TestClock;
   readonly idp: Idp;
   readonly redis: TestRedis | undefined;
   readonly upstream: TestUpstream;
   readonly bffs: Bff[];
   readonly bff: Bff;
   browser(): Browser;
+  /** The session behind a browser's cookie, read straight from the store (tests only). */
+  sessionOf(browser: Browser, bff?: Bff): Promise<Session | undefined>;
   /** Verifies an access token as an API would: signature against the IdP's JWKS, issuer, audience, expiry. */
   verifyAccessToken(token: string): Promise<JWTPayload>;
   close(): Promise<void>;
@@ -91,7 +102,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     ],
   });
 
-  const memoryStore = storeKind === 'memory' ? new MemorySessionStore() : undefined;
+  let offset = 0;
+  const clock: TestClock = {
+    now: () => Date.now() + offset,
+    advance: (ms) => {
+      offset += ms;
+    },
+  };
+  const memoryStore = storeKind === 'memory' ? new MemorySessionStore(clock.now) : undefined;
   const bffs: Bff[] = listeners.map(({ server, url }, i) => {
     const config = loadConfig({
       BFF_PUBLIC_URL: url,
@@ -124,6 +142,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       oidc: createOidcClient(config, log),
       store,
       log,
+      now: clock.now,
       refreshHooks: opts.refreshHooks?.(i),
     });
     server.on('request', app);
@@ -141,14 +160,23 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     };
   });
 
+  for (const b of bffs) if (b.store instanceof RedisSessionStore) await b.store.ready();
   const jwks = createRemoteJWKSet(new URL(`${idp.issuer}/jwks`));
   return {
+    clock,
     idp,
     redis,
     upstream,
     bffs,
     bff: bffs[0]!,
     browser: () => new Browser(),
+    async sessionOf(browser, bff = bffs[0]!) {
+      const cookies = await browser.jar.getCookies(bff.url);
+      const raw = cookies.find((c) => c.key === SESSION_COOKIE)?.value;
+      const signed = raw === undefined ? undefined : decodeURIComponent(raw);
+      const id = unsignValue(signed, bff.config.sessionSecrets);
+      return id ? bff.app.context.sessions.load(id, clock.now()) : undefined;
+    },
     async verifyAccessToken(token) {
       const { payload } = await jwtVerify(token, jwks, { issuer: idp.issuer, audience: AUDIENCE });
       return payload;
