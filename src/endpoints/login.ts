@@ -3,14 +3,7 @@ import type { Request, Response } from 'express';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { startLogin } from '../oidc/login.js';
-import {
-  LOGIN_COOKIE,
-  cookieHeader,
-  cookieName,
-  readCookie,
-  signValue,
-  unsignValue,
-} from '../security/cookies.js';
+import { LOGIN_COOKIE, cookieHeader, cookieName, signValue } from '../security/cookies.js';
 import { safeReturnTo } from '../security/return-url.js';
 
 /** Long enough to type a password and pass MFA; short enough that a forgotten tab's login cannot be replayed later. */
