@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { redirect } from '../http/redirect.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { completeLogin } from '../oidc/login.js';
@@ -51,6 +52,6 @@ export function callback(ctx: AppContext) {
     );
     setSessionCookie(ctx, req, res, created.id, created.absoluteExpiresAt);
     ctx.log.info({ reqId: res.locals.requestId, sub: result.sub }, 'login completed');
-    res.redirect(302, tx.returnTo);
+    redirect(res, tx.returnTo);
   };
 }

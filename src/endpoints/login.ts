@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
+import { redirect } from '../http/redirect.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { startLogin } from '../oidc/login.js';
@@ -59,6 +60,6 @@ export function login(ctx: AppContext) {
       }),
     );
     res.setHeader('Cache-Control', 'no-store');
-    res.redirect(302, start.url.href);
+    redirect(res, start.url.href);
   };
 }

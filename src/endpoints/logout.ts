@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { redirect } from '../http/redirect.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { clearSessionCookie, requestSession } from '../http/request-session.js';
@@ -15,7 +16,7 @@ export function logout(ctx: AppContext) {
     const session = await requestSession(ctx, req, res);
     if (!session) {
       clearSessionCookie(req, res);
-      res.redirect(302, ctx.config.postLogoutRedirectUri);
+      redirect(res, ctx.config.postLogoutRedirectUri);
       return;
     }
     const data = session.data();
@@ -33,6 +34,6 @@ export function logout(ctx: AppContext) {
     } catch {
       // IdP unreachable: the local session is gone either way, so finish the logout here.
     }
-    res.redirect(302, target?.href ?? ctx.config.postLogoutRedirectUri);
+    redirect(res, target?.href ?? ctx.config.postLogoutRedirectUri);
   };
 }

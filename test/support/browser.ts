@@ -27,6 +27,16 @@ export interface RequestOptions {
 export class Browser {
   readonly jar = new CookieJar();
 
+  /**
+   * `tlsOrigins` are reached over plain http but behave as if behind a TLS-terminating proxy:
+   * requests carry X-Forwarded-Proto: https, and Secure cookies are kept and sent, as a browser would.
+   */
+  constructor(private readonly opts: { tlsOrigins?: string[] } = {}) {}
+
+  private tls(url: string): boolean {
+    return this.opts.tlsOrigins?.includes(new URL(url).origin) ?? false;
+  }
+
   async go(url: string, opts: RequestOptions = {}): Promise<Page> {
     const history: string[] = [];
     const bodies: string[] = [];
@@ -37,10 +47,16 @@ export class Browser {
     let headers = opts.headers ?? {};
     for (let hop = 0; hop < 20; hop++) {
       history.push(current);
+      const tls = this.tls(current);
+      // tough-cookie treats loopback as a secure context, so Secure cookies flow as a browser would send them.
       const cookie = await this.jar.getCookieString(current);
       const res = await request(current, {
         method: method as 'GET',
-        headers: { ...headers, ...(cookie ? { cookie } : {}) },
+        headers: {
+          ...headers,
+          ...(cookie ? { cookie } : {}),
+          ...(tls ? { 'x-forwarded-proto': 'https' } : {}),
+        },
         body,
       });
       const text = await res.body.text();

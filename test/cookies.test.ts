@@ -1,0 +1,77 @@
+import { request } from 'undici';
+import { Browser } from './support/browser.js';
+import { startStack, type Stack } from './support/stack.js';
+
+describe('cookies behind a TLS-terminating proxy (BFF_TRUST_PROXY=true)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ env: { BFF_TRUST_PROXY: 'true' } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  test('over https the session cookie is Secure and __Host- prefixed, and works', async () => {
+    const b = new Browser({ tlsOrigins: [stack.bff.url] });
+    const page = await b.login(stack.bff.url);
+    // The callback clears the login's own cookie once it is used.
+    const cleared = page.setCookies.find((c) => c.startsWith('__Host-coatcheck-login-'))!;
+    expect(cleared).toMatch(/=; Path=\/; Expires=Thu, 01 Jan 1970/);
+    const session = page.setCookies.find((c) => c.startsWith('__Host-coatcheck='))!;
+    expect(session).toMatch(/; Secure/);
+    expect(session).toMatch(/; HttpOnly/);
+    expect(session).toMatch(/; SameSite=Strict/);
+    expect(session).toMatch(/; Path=\//);
+    expect(session).not.toMatch(/Domain=/i);
+    const user = await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } });
+    expect(user.status).toBe(200);
+  });
+
+  test('the login cookie is Secure and __Host- prefixed over https', async () => {
+    const b = new Browser({ tlsOrigins: [stack.bff.url] });
+    const start = await b.go(`${stack.bff.url}/bff/login`, { follow: false });
+    const cookie = start.setCookies.find((c) => c.startsWith('__Host-coatcheck-login-'))!;
+    expect(cookie).toMatch(/; Secure/);
+    expect(cookie).toMatch(/; SameSite=Lax/);
+  });
+
+  test('over plain http the cookie has no Secure flag and no prefix', async () => {
+    const page = await new Browser().login(stack.bff.url);
+    const session = page.setCookies.find((c) => c.startsWith('coatcheck='))!;
+    expect(session).not.toMatch(/Secure/);
+  });
+
+  test('the cookie name follows the scheme: a plain-http request reads only the unprefixed name', async () => {
+    const b = new Browser({ tlsOrigins: [stack.bff.url] });
+    await b.login(stack.bff.url);
+    const value = (await b.jar.getCookies(stack.bff.url)).find((c) => c.key === '__Host-coatcheck')!;
+    const res = await request(`${stack.bff.url}/bff/user`, {
+      headers: { 'x-csrf': '1', cookie: `coatcheck=${value.value}` },
+    });
+    await res.body.dump();
+    expect(res.statusCode).toBe(200);
+    const forged = await request(`${stack.bff.url}/bff/user`, {
+      headers: { 'x-csrf': '1', cookie: `__Host-coatcheck=${value.value}` },
+    });
+    await forged.body.dump();
+    expect(forged.statusCode).toBe(401);
+  });
+});
+
+describe('X-Forwarded-Proto is ignored without BFF_TRUST_PROXY', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  test('a spoofed X-Forwarded-Proto does not change the cookie', async () => {
+    const start = await request(`${stack.bff.url}/bff/login`, { headers: { 'x-forwarded-proto': 'https' } });
+    await start.body.dump();
+    const cookies = ([] as string[]).concat(start.headers['set-cookie'] ?? []);
+    expect(cookies.some((c) => c.startsWith('coatcheck-login-'))).toBe(true);
+    expect(cookies.some((c) => c.startsWith('__Host-'))).toBe(false);
+  });
+});
