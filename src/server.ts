@@ -28,12 +28,16 @@ export async function listen(app: App, port: number, host: string, log: Logger):
     port: actualPort,
     async stop(graceMs = 10_000) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections become idle as their last response ends; close each as soon as it does.
+      server.on('request', (_req, res) => res.setHeader('Connection', 'close'));
       server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       const timer = setTimeout(() => {
         log.warn('grace period over; closing remaining connections');
         server.closeAllConnections();
       }, graceMs);
       await closed;
+      clearInterval(sweep);
       clearTimeout(timer);
       await app.context.upstream.close();
     },

@@ -1,5 +1,16 @@
 import { z } from 'zod';
 
+/** zod 4 runs refinements even after a failed .url(), so they must not assume the value parses. */
+function urlOf(value: string): URL | undefined {
+  try {
+    return new URL(value);
+  } catch {
+    return undefined;
+  }
+}
+
+const isHttp = (value: string): boolean => /^https?:$/.test(urlOf(value)?.protocol ?? '');
+
 /** One API route: requests to `path` and below go to `target`, with the session's access token. */
 const routeSchema = z
   .object({
@@ -21,8 +32,8 @@ const routeSchema = z
     target: z
       .string()
       .url()
-      .refine((t) => /^https?:$/.test(new URL(t).protocol), 'must be an http or https URL')
-      .refine((t) => !new URL(t).search && !new URL(t).hash, 'must not have a query or fragment'),
+      .refine(isHttp, 'must be an http or https URL')
+      .refine((t) => !urlOf(t)?.search && !urlOf(t)?.hash, 'must not have a query or fragment'),
   })
   .strict();
 
@@ -37,10 +48,7 @@ const seconds = (def: number) =>
     .default(def)
     .transform((s) => Math.round(s * 1000));
 
-const httpUrl = z
-  .string()
-  .url('must be an absolute URL')
-  .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http or https URL');
+const httpUrl = z.string().url('must be an absolute URL').refine(isHttp, 'must be an http or https URL');
 
 /**
  * The raw environment, variable by variable. Names are the public contract of the product, so they
@@ -50,8 +58,8 @@ export const envSchema = z.object({
   BFF_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   BFF_HOST: z.string().min(1).default('0.0.0.0'),
   BFF_PUBLIC_URL: httpUrl.refine((u) => {
-    const url = new URL(u);
-    return !url.search && !url.hash && !url.username && !url.password;
+    const url = urlOf(u);
+    return !url || (!url.search && !url.hash && !url.username && !url.password);
   }, 'must be an origin with an optional base path, without query, fragment or credentials'),
   BFF_ISSUER: httpUrl,
   BFF_CLIENT_ID: z.string().min(1, 'must not be empty'),

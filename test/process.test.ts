@@ -1,0 +1,151 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { request } from 'undici';
+import { startIdp, type Idp } from '../src/demo/idp.js';
+import { Browser } from './support/browser.js';
+import { freePort, waitFor } from './support/ports.js';
+import { startRedis, type TestRedis } from './support/redis.js';
+import { ALICE, AUDIENCE, CLIENT_ID, CLIENT_SECRET, SESSION_SECRET } from './support/stack.js';
+import { startUpstream, type TestUpstream } from './support/upstream.js';
+
+/** The real entry point, as `npm start` runs it: compiled, in its own process, configured by environment. */
+beforeAll(() => {
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+    stdio: 'inherit',
+  });
+}, 60_000);
+
+function run(env: Record<string, string>): { child: ChildProcess; out: () => string; err: () => string } {
+  const child = spawn(process.execPath, ['dist/main.js'], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  return { child, out: () => out, err: () => err };
+}
+
+test('a misconfiguration stops start-up with every problem listed and no secret printed', async () => {
+  const p = run({
+    BFF_ISSUER: 'https://idp.example.com',
+    BFF_CLIENT_SECRET: 'a-client-secret-that-must-not-be-printed',
+    BFF_SESSION_SECRET: 'too-short-secret-value',
+    BFF_PORT: 'not-a-port',
+    BFF_DEMO_PORT: '1',
+  });
+  const [code] = (await once(p.child, 'exit')) as [number];
+  expect(code).toBe(1);
+  const err = p.err();
+  for (const name of [
+    'BFF_PUBLIC_URL',
+    'BFF_CLIENT_ID',
+    'BFF_SESSION_SECRET',
+    'BFF_ROUTES',
+    'BFF_REDIS_URL',
+    'BFF_PORT',
+  ]) {
+    expect(err).toContain(name);
+  }
+  expect(err).not.toContain('a-client-secret-that-must-not-be-printed');
+  expect(err).not.toContain('too-short-secret-value');
+  expect(p.out()).not.toContain('listening');
+});
+
+describe('a configured process', () => {
+  let idp: Idp;
+  let redis: TestRedis;
+  let upstream: TestUpstream;
+  let port: number;
+  let proc: ReturnType<typeof run>;
+  let url: string;
+
+  beforeAll(async () => {
+    port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    [redis, upstream] = await Promise.all([startRedis(), startUpstream()]);
+    idp = await startIdp({
+      users: [ALICE],
+      audience: AUDIENCE,
+      clients: [
+        {
+          client_id: CLIENT_ID,
+          client_secret: CLIENT_SECRET,
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          redirect_uris: [`${url}/bff/callback`],
+          post_logout_redirect_uris: [`${url}/`],
+        },
+      ],
+    });
+    proc = run({
+      BFF_PORT: String(port),
+      BFF_HOST: '127.0.0.1',
+      BFF_PUBLIC_URL: url,
+      BFF_ISSUER: idp.issuer,
+      BFF_CLIENT_ID: CLIENT_ID,
+      BFF_CLIENT_SECRET: CLIENT_SECRET,
+      BFF_REDIS_URL: redis.url,
+      BFF_SESSION_SECRET: SESSION_SECRET,
+      BFF_ROUTES: JSON.stringify([{ path: '/api', target: `${upstream.url}/v1` }]),
+    });
+    await waitFor(
+      () => (proc.out().includes('coatcheck listening') ? true : undefined),
+      15_000,
+      'the process to listen',
+    );
+  }, 30_000);
+
+  afterAll(async () => {
+    if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+    await Promise.all([idp?.close(), redis?.stop(), upstream?.close()]);
+  });
+
+  test('serves a real login and proxies with the token', async () => {
+    const b = new Browser();
+    const landed = await b.login(url);
+    expect(landed.history).toContain(`${url}/`);
+    const api = await b.go(`${url}/api/hello`, { headers: { 'x-csrf': '1' } });
+    expect(api.status).toBe(200);
+    expect(String(upstream.requests.at(-1)!.headers.authorization)).toMatch(/^Bearer ey/);
+    // Logs are JSON lines with request ids.
+    const logged = await waitFor(
+      () =>
+        proc
+          .out()
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .find((l) => l.msg === 'request' && l.path === '/api/hello'),
+      5000,
+      'the request log line',
+    );
+    expect(logged).toMatchObject({
+      reqId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      status: 200,
+      method: 'GET',
+    });
+  });
+
+  test('SIGTERM stops accepting, lets the in-flight request finish, closes Redis and exits 0', async () => {
+    const b = new Browser();
+    await b.login(url);
+    const cookie = await b.jar.getCookieString(url);
+    const inflight = request(`${url}/api/slow?ms=700`, { headers: { 'x-csrf': '1', cookie } });
+    await waitFor(
+      () => (upstream.requests.some((r) => r.url.includes('/slow')) ? true : undefined),
+      5000,
+      'upstream',
+    );
+    const exited = once(proc.child, 'exit');
+    proc.child.kill('SIGTERM');
+    const res = await inflight;
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe('slow');
+    const [code] = (await exited) as [number];
+    expect(code).toBe(0);
+    expect(proc.out()).toContain('"msg":"stopped"');
+    await expect(request(`${url}/healthz`)).rejects.toThrow();
+  });
+});
