@@ -3,6 +3,7 @@ import helmet from 'helmet';
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from './config/load.js';
 import type { AppContext } from './context.js';
+import { backchannelLogout } from './endpoints/backchannel-logout.js';
 import { callback } from './endpoints/callback.js';
 import { healthz, readyz } from './endpoints/health.js';
 import { login } from './endpoints/login.js';
@@ -81,6 +82,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   router.get('/bff/callback', callback(ctx));
   router.get('/bff/user', requireCsrfHeader, user(ctx));
   router.get('/bff/logout', logout(ctx));
+  router.post('/bff/backchannel-logout', ...backchannelLogout(ctx));
   router.use(() => {
     throw new BffError('not_found');
   });

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { exportJWK, generateKeyPair } from 'jose';
+import { SignJWT, exportJWK, generateKeyPair, type JWTPayload } from 'jose';
 import Provider, { type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { consentPage, escapeHtml, loggedOutPage, loginPage, logoutPage, page } from './pages.js';
 
@@ -38,6 +38,10 @@ export interface Idp {
   readonly port: number;
   readonly provider: Provider;
   readonly counters: IdpCounters;
+  /** Makes the token endpoint answer with this status (tests of IdP failures); undefined restores it. */
+  failTokenEndpoint(status: number | undefined): void;
+  /** Signs a JWT with the IdP's own key, e.g. a logout token a test wants to send itself. */
+  sign(payload: JWTPayload, typ?: string): Promise<string>;
   /** Stops answering (the port is closed); `start()` brings it back on the same port with its state intact. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -162,6 +166,15 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
     counters.backchannelErrors.push(err.message),
   );
 
+  let tokenFailure: number | undefined;
+  provider.use(async (ctx, next) => {
+    if (tokenFailure && ctx.path === '/token') {
+      ctx.status = tokenFailure;
+      ctx.body = { error: 'server_error', error_description: 'induced failure' };
+      return;
+    }
+    await next();
+  });
   const oidcHandler = provider.callback();
   const demoUser = options.showCredentials ? options.users[0] : undefined;
 
@@ -246,6 +259,14 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
     port,
     provider,
     counters,
+    failTokenEndpoint(status) {
+      tokenFailure = status;
+    },
+    sign(payload, typ) {
+      return new SignJWT(payload)
+        .setProtectedHeader({ alg: 'RS256', kid: jwk.kid, ...(typ ? { typ } : {}) })
+        .sign(privateKey);
+    },
     async stop() {
       if (!listening) return;
       listening = false;

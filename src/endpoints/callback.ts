@@ -36,11 +36,16 @@ export function callback(ctx: AppContext) {
     const query = req.originalUrl.indexOf('?');
     const callbackUrl = new URL(ctx.config.redirectUri);
     callbackUrl.search = query === -1 ? '' : req.originalUrl.slice(query);
-    const result = await completeLogin(ctx.oidc, callbackUrl, {
-      state,
-      nonce: tx.nonce,
-      codeVerifier: tx.codeVerifier,
-    });
+    const result = await completeLogin(
+      ctx.oidc,
+      callbackUrl,
+      {
+        state,
+        nonce: tx.nonce,
+        codeVerifier: tx.codeVerifier,
+      },
+      ctx.now,
+    );
 
     const previous = await requestSession(ctx, req, res);
     if (previous) await ctx.sessions.destroy(previous);

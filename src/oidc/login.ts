@@ -62,6 +62,7 @@ export async function completeLogin(
   oidc: OidcClient,
   callbackUrl: URL,
   checks: LoginChecks,
+  now: () => number,
 ): Promise<LoginResult> {
   try {
     const configuration = await oidc.configuration();
@@ -86,7 +87,7 @@ export async function completeLogin(
       }
     }
     return {
-      tokens: toTokenSet(response, undefined, Date.now(), oidc.settings.refreshSkewMs),
+      tokens: toTokenSet(response, undefined, now(), oidc.settings.refreshSkewMs),
       sub: idClaims.sub,
       sid: typeof idClaims.sid === 'string' ? idClaims.sid : undefined,
       claims,
