@@ -89,6 +89,12 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
     pkce: { required: () => true },
     rotateRefreshToken: true,
     conformIdTokenClaims: false,
+    // oidc-provider refuses outgoing calls to special-use addresses (SSRF protection); this IdP's only
+    // peer, the back-channel logout receiver, is on loopback by design, so its calls go out unfiltered.
+    fetch: (url, options) => {
+      const { dispatcher: _ssrfGuard, ...rest } = (options ?? {}) as RequestInit & { dispatcher?: unknown };
+      return globalThis.fetch(url, rest);
+    },
     claims: {
       openid: ['sub'],
       profile: ['name', 'given_name', 'family_name', 'preferred_username'],
