@@ -29,6 +29,8 @@ export function compileRoutes(
     .sort((a, b) => b.path.length - a.path.length);
 
   return (pathAndQuery) => {
+    // coatcheck's own endpoints win over any route, even a catch-all "/".
+    if (pathAndQuery.startsWith('/bff') && /^\/bff(?:[/?]|$)/.test(pathAndQuery)) return undefined;
     for (const route of table) {
       if (!pathAndQuery.startsWith(route.path)) continue;
       const next = pathAndQuery.charCodeAt(route.path.length);
