@@ -15,6 +15,8 @@ import { requestLog } from './http/request-log.js';
 import type { Logger } from './log.js';
 import type { OidcClient } from './oidc/client.js';
 import { refreshTokens } from './oidc/tokens.js';
+import { spaStatic } from './http/spa-static.js';
+import { devServerProxy } from './proxy/dev-server.js';
 import { apiProxy } from './proxy/handler.js';
 import { requireCsrfHeader } from './security/csrf.js';
 import { TokenRefresher, type RefreshHooks } from './session/refresh.js';
@@ -71,7 +73,14 @@ export function createApp(config: Config, deps: AppDeps): App {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy);
-  app.use(helmet());
+  const plainHttp = config.publicUrl.startsWith('http:');
+  app.use(
+    helmet({
+      // On a plain-http deployment (local development, the demo) these would break the app rather than protect it.
+      contentSecurityPolicy: plainHttp ? { directives: { upgradeInsecureRequests: null } } : true,
+      strictTransportSecurity: !plainHttp,
+    }),
+  );
   app.use(requestLog(deps.log));
 
   const router = express.Router({ caseSensitive: true });
@@ -83,6 +92,11 @@ export function createApp(config: Config, deps: AppDeps): App {
   router.get('/bff/user', requireCsrfHeader, user(ctx));
   router.get('/bff/logout', logout(ctx));
   router.post('/bff/backchannel-logout', ...backchannelLogout(ctx));
+  router.use('/bff', () => {
+    throw new BffError('not_found');
+  });
+  if (config.staticDir) router.use(...spaStatic(config.staticDir));
+  else if (config.spaDevServer) router.use(devServerProxy(ctx, config.spaDevServer));
   router.use(() => {
     throw new BffError('not_found');
   });

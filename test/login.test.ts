@@ -93,6 +93,11 @@ describe('a complete login', () => {
     expect(user.status).toBe(200);
   });
 
+  test('a non-ASCII returnTo is percent-encoded, never a broken Location header', async () => {
+    const page = await new Browser().login(stack.bff.url, { returnTo: '/café/Ā?q=ü' });
+    expect(page.url).toBe(`${stack.bff.url}/caf%C3%A9/%C4%80?q=%C3%BC`);
+  });
+
   test('defaults returnTo to /', async () => {
     const page = await new Browser().login(stack.bff.url);
     expect(page.url).toBe(`${stack.bff.url}/`);

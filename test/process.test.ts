@@ -53,6 +53,13 @@ test('a misconfiguration stops start-up with every problem listed and no secret 
   expect(p.out()).not.toContain('listening');
 });
 
+test('without BFF_ISSUER and with NODE_ENV=production it refuses to start rather than run demo mode', async () => {
+  const p = run({ NODE_ENV: 'production' });
+  const [code] = (await once(p.child, 'exit')) as [number];
+  expect(code).toBe(1);
+  expect(p.err()).toContain('BFF_ISSUER: is required (demo mode is disabled when NODE_ENV=production)');
+});
+
 describe('a configured process', () => {
   let idp: Idp;
   let redis: TestRedis;

@@ -130,6 +130,11 @@ describe('API routes: forwarding', () => {
         'Authorization: Bearer spa-supplied-token',
         'X-Custom: kept',
         'Accept: application/json',
+        'Forwarded: for=1.2.3.4;host=evil.example',
+        'X-Forwarded-For: 1.2.3.4',
+        'X-Forwarded-Host: evil.example',
+        'X-Forwarded-Prefix: /evil',
+        'X-Real-IP: 1.2.3.4',
       ].join('\r\n'),
     );
     expect(res.status).toBe(200);
@@ -142,6 +147,12 @@ describe('API routes: forwarding', () => {
     expect(got.accept).toBe('application/json');
     expect(got['x-csrf']).toBe('1');
     expect(got['x-forwarded-proto']).toBe('http');
+    // Forwarding headers come from coatcheck, never from the client.
+    expect(got.forwarded).toBeUndefined();
+    expect(got['x-real-ip']).toBeUndefined();
+    expect(got['x-forwarded-prefix']).toBeUndefined();
+    expect(got['x-forwarded-for']).toBe('127.0.0.1');
+    expect(got['x-forwarded-host']).toBe(new URL(stack.bff.url).host);
   });
 
   test.each(['POST', 'PUT', 'PATCH', 'DELETE'])('%s keeps method, body and content type', async (method) => {
@@ -170,6 +181,14 @@ describe('API routes: forwarding', () => {
     expect(ok.headers['x-upstream']).toBe('yes');
     // helmet's headers apply to proxied responses too.
     expect(ok.headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  test('an upstream cannot set coatcheck cookies, and per-user answers are marked private for shared caches', async () => {
+    const page = await alice.go(`${stack.bff.url}/api/cookie-and-cache`, { headers: csrf });
+    expect(page.status).toBe(200);
+    expect(page.headers['cache-control']).toBe('private, max-age=60');
+    expect(page.setCookies).toEqual(['theme=light; Path=/']);
+    expect((await alice.go(`${stack.bff.url}/bff/user`, { headers: csrf })).status).toBe(200);
   });
 
   test('streams large bodies both ways', async () => {
@@ -216,6 +235,11 @@ describe('API routes: forwarding', () => {
     '/api/..\\admin',
     '/api/./x',
     '/api/%zz',
+    '/api/..;/admin',
+    '/api/%2e%2e;/admin',
+    '/api/..%3b/admin',
+    '/api/a/b/..#',
+    '/api/%252e%252e/admin',
   ])('refuses %s with 400 before anything reaches the upstream', async (path) => {
     const before = stack.upstream.requests.length;
     const res = await rawGet(path, await cookieHeader(alice));

@@ -118,6 +118,13 @@ describe('GET /bff/logout', () => {
     expect(page.headers.location).toBe(`${stack.bff.url}/`);
   });
 
+  test('a cross-site navigation (no SameSite=Strict cookie) does not clear the cookie', async () => {
+    const res = await request(`${stack.bff.url}/bff/logout`, { headers: { 'sec-fetch-site': 'cross-site' } });
+    await res.body.dump();
+    expect(res.statusCode).toBe(302);
+    expect(res.headers['set-cookie']).toBeUndefined();
+  });
+
   test('a cross-site page cannot log the user out without the sid', async () => {
     const { b } = await loggedIn();
     const res = await request(`${stack.bff.url}/bff/logout`, {

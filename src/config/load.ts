@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { envSchema, type RouteConfig } from './schema.js';
 
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
@@ -32,6 +34,10 @@ export interface Config {
   readonly refreshSkewMs: number;
   readonly refreshLockTtlMs: number;
   readonly upstreamTimeoutMs: number;
+  /** A built SPA to serve, with index.html as the fallback for client-side routes. */
+  readonly staticDir: string | undefined;
+  /** A dev server (e.g. Vite) that gets every GET no route or endpoint claims, WebSocket upgrades included. */
+  readonly spaDevServer: string | undefined;
   readonly logLevel: string;
 }
 
@@ -122,6 +128,14 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     }
   }
 
+  if (env.BFF_STATIC_DIR && env.BFF_SPA_DEV_SERVER) {
+    problems.push(
+      'BFF_STATIC_DIR: cannot be combined with BFF_SPA_DEV_SERVER; serve a build or a dev server, not both',
+    );
+  } else if (env.BFF_STATIC_DIR && !existsSync(join(env.BFF_STATIC_DIR, 'index.html'))) {
+    problems.push('BFF_STATIC_DIR: must be a directory containing index.html');
+  }
+
   if (problems.length > 0 || !parsed.success) throw new ConfigError([...new Set(problems)]);
   const e = parsed.data;
 
@@ -168,6 +182,8 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     refreshSkewMs: e.BFF_REFRESH_SKEW,
     refreshLockTtlMs: e.BFF_REFRESH_LOCK_TTL,
     upstreamTimeoutMs: e.BFF_UPSTREAM_TIMEOUT,
+    staticDir: e.BFF_STATIC_DIR ? resolve(e.BFF_STATIC_DIR) : undefined,
+    spaDevServer: e.BFF_SPA_DEV_SERVER?.replace(/\/+$/, ''),
     logLevel: e.BFF_LOG_LEVEL,
   });
 }

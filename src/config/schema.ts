@@ -129,6 +129,8 @@ export const envSchema = z.object({
     .transform((s) => Math.round(s * 1000)),
   BFF_REFRESH_LOCK_TTL: seconds(5),
   BFF_UPSTREAM_TIMEOUT: seconds(30),
+  BFF_STATIC_DIR: z.string().min(1).optional(),
+  BFF_SPA_DEV_SERVER: httpUrl.optional(),
   BFF_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -17,17 +17,22 @@ export function backchannelLogout(ctx: AppContext) {
       throw new BffError('invalid_logout_token', { message: 'The form field logout_token is missing.' });
     }
     const claims = await verifyLogoutToken(ctx.oidc, token);
-    const fresh = await ctx.sessions.store.firstSeen(
-      `jti:${claims.iss}:${claims.jti}`,
-      LOGOUT_TOKEN_REPLAY_WINDOW_MS,
-    );
-    if (!fresh)
+    const { store } = ctx.sessions;
+    const marker = `jti:${claims.iss}:${claims.jti}`;
+    if (!(await store.firstSeen(marker, LOGOUT_TOKEN_REPLAY_WINDOW_MS))) {
       throw new BffError('invalid_logout_token', { message: 'This logout token was already used.' });
-
-    // With a sid, only that IdP session ends; with a sub alone, every session of the user does.
-    const ended = claims.sid
-      ? await ctx.sessions.store.destroyIndexed('sid', claims.sid)
-      : await ctx.sessions.store.destroyIndexed('sub', claims.sub!);
+    }
+    let ended: number;
+    try {
+      // With a sid, only that IdP session ends; with a sub alone, every session of the user does.
+      ended = claims.sid
+        ? await store.destroyIndexed('sid', claims.sid)
+        : await store.destroyIndexed('sub', claims.sub!);
+    } catch (err) {
+      // The IdP retries a failed delivery: the same token must then be accepted.
+      await store.forget(marker).catch(() => undefined);
+      throw err;
+    }
     ctx.log.info({ reqId: res.locals.requestId, sub: claims.sub, ended }, 'back-channel logout');
     res.status(200).end();
   };

@@ -3,7 +3,7 @@ import { redirect } from '../http/redirect.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { completeLogin } from '../oidc/login.js';
-import { requestSession, setSessionCookie } from '../http/request-session.js';
+import { requestSession, secureCookies, setSessionCookie } from '../http/request-session.js';
 import { clearCookieHeader, readCookie, unsignValue } from '../security/cookies.js';
 import { newLogoutId } from '../session/sessions.js';
 import { bindingHash, loginCookieName, type LoginTransaction } from './login.js';
@@ -24,8 +24,9 @@ export function callback(ctx: AppContext) {
     if (!raw) throw new BffError('login_state_invalid');
     const tx = JSON.parse(raw) as LoginTransaction;
 
-    const loginCookie = loginCookieName(tx.id, req.secure);
-    res.append('Set-Cookie', clearCookieHeader(loginCookie, req.secure));
+    const secure = secureCookies(ctx, req);
+    const loginCookie = loginCookieName(tx.id, secure);
+    res.append('Set-Cookie', clearCookieHeader(loginCookie, secure));
     const binding = unsignValue(readCookie(req.headers.cookie, loginCookie), ctx.config.sessionSecrets);
     if (!binding || bindingHash(binding) !== tx.binding) {
       throw new BffError('login_state_invalid', {

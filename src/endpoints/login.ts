@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { redirect } from '../http/redirect.js';
+import { secureCookies } from '../http/request-session.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { startLogin } from '../oidc/login.js';
@@ -39,6 +40,7 @@ export function login(ctx: AppContext) {
     const returnTo = safeReturnTo(rawReturnTo === undefined ? `${ctx.config.basePath}/` : rawReturnTo);
     if (!returnTo) throw new BffError('invalid_return_url');
 
+    const secure = secureCookies(ctx, req);
     const id = randomBytes(6).toString('base64url');
     const binding = randomBytes(32).toString('base64url');
     const start = await startLogin(ctx.oidc);
@@ -53,8 +55,8 @@ export function login(ctx: AppContext) {
 
     res.append(
       'Set-Cookie',
-      cookieHeader(loginCookieName(id, req.secure), signValue(binding, ctx.config.sessionSecrets), {
-        secure: req.secure,
+      cookieHeader(loginCookieName(id, secure), signValue(binding, ctx.config.sessionSecrets), {
+        secure,
         sameSite: 'lax',
         maxAgeMs: LOGIN_TTL_MS,
       }),

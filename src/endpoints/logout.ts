@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import { redirect } from '../http/redirect.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
-import { clearSessionCookie, requestSession } from '../http/request-session.js';
+import { clearSessionCookie, hasSessionCookie, requestSession } from '../http/request-session.js';
 import { endSessionUrl } from '../oidc/logout.js';
 import { revokeRefreshToken } from '../oidc/tokens.js';
 
@@ -15,7 +15,9 @@ export function logout(ctx: AppContext) {
     res.setHeader('Cache-Control', 'no-store');
     const session = await requestSession(ctx, req, res);
     if (!session) {
-      clearSessionCookie(req, res);
+      // Only clear a cookie the request carried: a cross-site navigation arrives without the SameSite=Strict
+      // cookie, and clearing it unconditionally would let any page log the user out of this browser.
+      if (hasSessionCookie(ctx, req)) clearSessionCookie(ctx, req, res);
       redirect(res, ctx.config.postLogoutRedirectUri);
       return;
     }
@@ -23,7 +25,7 @@ export function logout(ctx: AppContext) {
     if (req.query.sid !== data.logoutId) throw new BffError('logout_sid_mismatch');
 
     await ctx.sessions.destroy(session);
-    clearSessionCookie(req, res);
+    clearSessionCookie(ctx, req, res);
     const { refreshToken, idToken } = session.tokens;
     if (refreshToken) await revokeRefreshToken(ctx.oidc, refreshToken);
     ctx.log.info({ reqId: res.locals.requestId, sub: data.sub }, 'logout');

@@ -11,6 +11,18 @@ import {
 } from '../security/cookies.js';
 import type { Session } from '../session/sessions.js';
 
+/**
+ * Secure (and so the __Host- name) when the request came over https, directly or through a trusted
+ * proxy, and also whenever the public URL is https: then the browser is on https whatever this hop says.
+ */
+export function secureCookies(ctx: AppContext, req: Request): boolean {
+  return req.secure || ctx.config.publicUrl.startsWith('https:');
+}
+
+export function hasSessionCookie(ctx: AppContext, req: Request): boolean {
+  return readCookie(req.headers.cookie, cookieName(SESSION_COOKIE, secureCookies(ctx, req))) !== undefined;
+}
+
 /** The session named by this request's cookie, loaded once per request; undefined when there is none. */
 export async function requestSession(
   ctx: AppContext,
@@ -18,7 +30,7 @@ export async function requestSession(
   res: Response,
 ): Promise<Session | undefined> {
   if ('session' in res.locals) return res.locals.session as Session | undefined;
-  const signed = readCookie(req.headers.cookie, cookieName(SESSION_COOKIE, req.secure));
+  const signed = readCookie(req.headers.cookie, cookieName(SESSION_COOKIE, secureCookies(ctx, req)));
   const id = unsignValue(signed, ctx.config.sessionSecrets);
   const session = id ? await ctx.sessions.load(id, ctx.now()) : undefined;
   res.locals.session = session;
@@ -33,16 +45,18 @@ export function setSessionCookie(
   id: string,
   absoluteExpiresAt: number,
 ): void {
+  const secure = secureCookies(ctx, req);
   res.append(
     'Set-Cookie',
-    cookieHeader(cookieName(SESSION_COOKIE, req.secure), signValue(id, ctx.config.sessionSecrets), {
-      secure: req.secure,
+    cookieHeader(cookieName(SESSION_COOKIE, secure), signValue(id, ctx.config.sessionSecrets), {
+      secure,
       sameSite: 'strict',
       maxAgeMs: absoluteExpiresAt - ctx.now(),
     }),
   );
 }
 
-export function clearSessionCookie(req: Request, res: Response): void {
-  res.append('Set-Cookie', clearCookieHeader(cookieName(SESSION_COOKIE, req.secure), req.secure));
+export function clearSessionCookie(ctx: AppContext, req: Request, res: Response): void {
+  const secure = secureCookies(ctx, req);
+  res.append('Set-Cookie', clearCookieHeader(cookieName(SESSION_COOKIE, secure), secure));
 }

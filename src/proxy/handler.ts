@@ -15,6 +15,9 @@ import { isSafePath } from './safe-path.js';
 export function apiProxy(ctx: AppContext) {
   const match = compileRoutes(ctx.config.routes);
   const timeoutMs = ctx.config.upstreamTimeoutMs;
+  const publicUrl = new URL(ctx.config.publicUrl);
+  const proto = publicUrl.protocol.slice(0, -1);
+  const trustProxy = ctx.config.trustProxy !== false;
 
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     const found = match(req.url);
@@ -31,9 +34,13 @@ export function apiProxy(ctx: AppContext) {
       origin: route.origin,
       path: path.charCodeAt(0) === 47 ? path : `/${path}`,
       headers: upstreamRequestHeaders(req.headers, `Bearer ${tokens.accessToken}`, {
-        for: req.socket.remoteAddress,
-        proto: req.protocol,
-        host: req.headers.host,
+        // req.ips lists the trusted proxy chain, client first; without trust proxy only the peer is known.
+        for:
+          trustProxy && req.ips.length
+            ? `${req.ips.join(', ')}, ${req.socket.remoteAddress ?? ''}`
+            : (req.socket.remoteAddress ?? ''),
+        proto,
+        host: publicUrl.host,
       }),
       timeoutMs,
     });

@@ -16,6 +16,14 @@ const NOT_FORWARDED = new Set([
   'expect',
   'cookie',
   'authorization',
+  // Set by coatcheck from what it knows; a client's own values would let it lie to the upstream.
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-real-ip',
 ]);
 
 const HOP_BY_HOP_RESPONSE = new Set([
@@ -38,11 +46,8 @@ function connectionListed(value: string | string[] | undefined): Set<string> | u
   return listed.length ? new Set(listed) : undefined;
 }
 
-export function upstreamRequestHeaders(
-  incoming: IncomingHttpHeaders,
-  authorization: string,
-  forwarded: { readonly for: string | undefined; readonly proto: string; readonly host: string | undefined },
-): Record<string, string | string[]> {
+/** The end-to-end request headers, minus hop-by-hop ones, coatcheck's cookies and client-supplied forwarding headers. */
+export function forwardableHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
   const extra = connectionListed(incoming.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in incoming) {
@@ -52,14 +57,39 @@ export function upstreamRequestHeaders(
   }
   const cookie = stripBffCookies(incoming.cookie);
   if (cookie) out.cookie = cookie;
-  out.authorization = authorization;
-  const prior = incoming['x-forwarded-for'];
-  if (forwarded.for) out['x-forwarded-for'] = prior ? `${String(prior)}, ${forwarded.for}` : forwarded.for;
-  out['x-forwarded-proto'] = forwarded.proto;
-  if (forwarded.host) out['x-forwarded-host'] = forwarded.host;
   return out;
 }
 
+export interface ForwardedFor {
+  /** The client chain as far as it is trusted (Express's req.ips with trust proxy), else the peer address. */
+  readonly for: string;
+  /** From BFF_PUBLIC_URL, not from the client's Host header. */
+  readonly proto: string;
+  readonly host: string;
+}
+
+export function upstreamRequestHeaders(
+  incoming: IncomingHttpHeaders,
+  authorization: string,
+  forwarded: ForwardedFor,
+): Record<string, string | string[]> {
+  const out = forwardableHeaders(incoming);
+  out.authorization = authorization;
+  if (forwarded.for) out['x-forwarded-for'] = forwarded.for;
+  out['x-forwarded-proto'] = forwarded.proto;
+  out['x-forwarded-host'] = forwarded.host;
+  return out;
+}
+
+const SETS_BFF_COOKIE = /^\s*(__Host-)?coatcheck(=|-login-)/;
+
+/**
+ * The upstream's response headers for the browser: unchanged, except hop-by-hop headers, any
+ * Set-Cookie that would overwrite coatcheck's own cookies, and caching. The browser's request
+ * carried a cookie, not the Authorization header the upstream saw, so a shared cache in front of
+ * coatcheck would not know the answer is per user: anything cacheable that is not explicitly
+ * public or private is marked private.
+ */
 export function downstreamResponseHeaders(
   upstream: Record<string, string | string[] | undefined>,
 ): OutgoingHttpHeaders {
@@ -69,6 +99,18 @@ export function downstreamResponseHeaders(
     if (HOP_BY_HOP_RESPONSE.has(name) || extra?.has(name)) continue;
     const value = upstream[name];
     if (value !== undefined) out[name] = value;
+  }
+  const setCookie = out['set-cookie'];
+  if (setCookie !== undefined) {
+    const kept = (Array.isArray(setCookie) ? setCookie : [String(setCookie)]).filter(
+      (c) => !SETS_BFF_COOKIE.test(c),
+    );
+    if (kept.length) out['set-cookie'] = kept;
+    else delete out['set-cookie'];
+  }
+  const cacheControl = out['cache-control'];
+  if (typeof cacheControl === 'string' && !/\b(public|private|no-store|s-maxage)\b/i.test(cacheControl)) {
+    out['cache-control'] = `private, ${cacheControl}`;
   }
   return out;
 }

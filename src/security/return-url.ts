@@ -16,5 +16,6 @@ export function safeReturnTo(value: unknown): string | undefined {
     return undefined;
   }
   if (parsed.origin !== base) return undefined;
-  return value;
+  // Re-serialised, so anything outside ASCII is percent-encoded and fits in a Location header.
+  return parsed.pathname + parsed.search + parsed.hash;
 }

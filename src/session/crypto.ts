@@ -32,7 +32,9 @@ export function seal(sessionId: string, field: string, plaintext: string): strin
 export function open(sessionId: string, field: string, sealed: string): string | undefined {
   try {
     const raw = Buffer.from(sealed, 'base64url');
-    const decipher = createDecipheriv('aes-256-gcm', keyFor(sessionId), raw.subarray(0, 12));
+    const decipher = createDecipheriv('aes-256-gcm', keyFor(sessionId), raw.subarray(0, 12), {
+      authTagLength: 16,
+    });
     decipher.setAAD(Buffer.from(field));
     decipher.setAuthTag(raw.subarray(12, 28));
     return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');

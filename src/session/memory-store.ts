@@ -136,6 +136,10 @@ export class MemorySessionStore implements SessionStore {
     return true;
   }
 
+  async forget(id: string): Promise<void> {
+    this.seen.delete(id);
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {

@@ -37,6 +37,17 @@ if v[2] and v[2] ~= '' then redis.call('SREM', ARGV[1] .. 'sid:' .. v[2], ARGV[2
 return n
 `;
 
+// Adds a session to an index and drops members whose session is gone, so the set of a user who
+// logs in daily does not grow for ever (its TTL moves forward with each login).
+const INDEX_ADD = `
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. m) == 0 then redis.call('SREM', KEYS[1], m) end
+end
+redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`;
+
 const RENEW_LOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -53,6 +64,10 @@ interface ScriptedRedis extends Redis {
   ccDestroy(key: string, lockKey: string, prefix: string, id: string): Promise<number>;
   ccRenewLock(key: string, owner: string, ttlMs: number): Promise<number>;
   ccReleaseLock(key: string, owner: string): Promise<number>;
+}
+
+interface ScriptedPipeline {
+  ccIndexAdd(indexKey: string, sessionPrefix: string, member: string, ttlMs: number): ScriptedPipeline;
 }
 
 function storeError(cause: unknown): BffError {
@@ -91,6 +106,7 @@ export class RedisSessionStore implements SessionStore {
     this.redis.defineCommand('ccDestroy', { numberOfKeys: 2, lua: DESTROY });
     this.redis.defineCommand('ccRenewLock', { numberOfKeys: 1, lua: RENEW_LOCK });
     this.redis.defineCommand('ccReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
+    this.redis.defineCommand('ccIndexAdd', { numberOfKeys: 1, lua: INDEX_ADD });
   }
 
   /** Resolves once connected, so start-up can report an unreachable Redis clearly. */
@@ -136,8 +152,9 @@ export class RedisSessionStore implements SessionStore {
       .pexpire(sessionKey, ttl);
     // Index keys outlive every session they list: each login pushes their expiry to a full session lifetime.
     const indexTtl = r.absoluteExpiresAt - r.createdAt;
-    multi.sadd(this.k('sub', r.sub), key).pexpire(this.k('sub', r.sub), indexTtl);
-    if (r.sid) multi.sadd(this.k('sid', r.sid), key).pexpire(this.k('sid', r.sid), indexTtl);
+    const indexed = multi as unknown as ScriptedPipeline;
+    indexed.ccIndexAdd(this.k('sub', r.sub), this.k('s', ''), key, indexTtl);
+    if (r.sid) indexed.ccIndexAdd(this.k('sid', r.sid), this.k('s', ''), key, indexTtl);
     await guard(multi.exec());
   }
 
@@ -202,6 +219,10 @@ export class RedisSessionStore implements SessionStore {
 
   async firstSeen(id: string, ttlMs: number): Promise<boolean> {
     return (await guard(this.redis.set(this.k('seen', id), '1', 'PX', Math.max(1, ttlMs), 'NX'))) === 'OK';
+  }
+
+  async forget(id: string): Promise<void> {
+    await guard(this.redis.del(this.k('seen', id)));
   }
 
   async ping(): Promise<void> {

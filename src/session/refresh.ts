@@ -91,6 +91,11 @@ export class TokenRefresher {
       if (current.tokens.refreshAt > this.now()) return current.tokens;
 
       await this.opts.hooks?.beforeRefresh?.(session);
+      // Last moment to back out: if the lock lapsed (a stall, a Redis blip), someone else may be refreshing
+      // with this very refresh token, and a second use would make the IdP revoke the grant.
+      if (!(await sessions.store.renewLock(session.key, owner, lockTtlMs))) {
+        throw new BffError('idp_unavailable', { message: 'The token refresh lost its lock; try again.' });
+      }
       let next: TokenSet;
       try {
         next = await this.opts.refresh(current.tokens);

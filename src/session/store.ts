@@ -51,6 +51,8 @@ export interface SessionStore {
 
   /** True the first time an id is seen within ttl (replay detection). */
   firstSeen(id: string, ttlMs: number): Promise<boolean>;
+  /** Undoes firstSeen, when the work it guarded failed and a retry must be possible. */
+  forget(id: string): Promise<void>;
 
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -51,6 +51,7 @@ export interface Stack {
   readonly upstream: TestUpstream;
   readonly bffs: Bff[];
   readonly bff: Bff;
+  readonly bffServers: Server[];
   browser(): Browser;
   /** The session behind a browser's cookie, read straight from the store (tests only). */
   sessionOf(browser: Browser, bff?: Bff): Promise<Session | undefined>;
@@ -169,6 +170,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     upstream,
     bffs,
     bff: bffs[0]!,
+    bffServers: listeners.map((l) => l.server),
     browser: () => new Browser(),
     async sessionOf(browser, bff = bffs[0]!) {
       const cookies = await browser.jar.getCookies(bff.url);

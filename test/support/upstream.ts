@@ -41,6 +41,18 @@ export async function startUpstream(): Promise<TestUpstream> {
         res.end(JSON.stringify({ status: Number(status[1]) }));
         return;
       }
+      if (url.pathname.endsWith('/cookie-and-cache')) {
+        res.writeHead(200, {
+          'cache-control': 'max-age=60',
+          'set-cookie': [
+            'coatcheck=forged-by-upstream; Path=/',
+            '__Host-coatcheck=forged; Path=/; Secure',
+            'theme=light; Path=/',
+          ],
+        });
+        res.end('ok');
+        return;
+      }
       if (url.pathname.endsWith('/big')) {
         let left = Number(url.searchParams.get('bytes') ?? 1024);
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(left) });

@@ -1,0 +1,62 @@
+import { createApp, type App } from './app.js';
+import type { Config } from './config/load.js';
+import type { Logger } from './log.js';
+import { createOidcClient } from './oidc/client.js';
+import { attachDevServerUpgrades } from './proxy/dev-server.js';
+import { listen, type RunningServer } from './server.js';
+import { MemorySessionStore } from './session/memory-store.js';
+import { RedisSessionStore } from './session/redis-store.js';
+import type { SessionStore } from './session/store.js';
+
+export interface Coatcheck {
+  readonly app: App;
+  readonly running: RunningServer;
+  /** Drains, then closes the store. */
+  stop(): Promise<void>;
+}
+
+/** Builds and starts one coatcheck from a validated config: the wiring shared by production and demo mode. */
+export async function startCoatcheck(config: Config, log: Logger): Promise<Coatcheck> {
+  let store: SessionStore;
+  if (config.store.kind === 'redis') {
+    const redisStore = new RedisSessionStore(config.store.url);
+    await redisStore.ready().catch((err: unknown) => {
+      log.error(
+        { err: { message: (err as Error).message } },
+        'Redis is not reachable yet; /readyz answers 503 until it is',
+      );
+    });
+    store = redisStore;
+  } else {
+    log.warn(
+      'session store: memory. Sessions live in this process only; use Redis for more than one instance',
+    );
+    store = new MemorySessionStore();
+  }
+
+  const oidc = createOidcClient(config, log);
+  // Discover now so a wrong issuer shows at once; a failure is retried on demand, so an IdP outage at boot heals.
+  await oidc.configuration().catch(() => undefined);
+
+  if (config.publicUrl.startsWith('https:') && config.trustProxy === false) {
+    log.warn(
+      'BFF_PUBLIC_URL is https but BFF_TRUST_PROXY is false: behind a TLS-terminating proxy, cookies will lack Secure and the __Host- prefix',
+    );
+  }
+
+  const app = createApp(config, { oidc, store, log });
+  const running = await listen(app, config.port, config.host, log);
+  const upgrades = config.spaDevServer ? attachDevServerUpgrades(running.server, config, log) : undefined;
+  log.info({ port: running.port, host: config.host, publicUrl: config.publicUrl }, 'coatcheck listening');
+  return {
+    app,
+    running,
+    async stop() {
+      log.info('shutting down: draining in-flight requests');
+      upgrades?.close();
+      await running.stop();
+      await store.close();
+      log.info('stopped');
+    },
+  };
+}
