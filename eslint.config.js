@@ -7,7 +7,11 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.strict,
   { files: ['src/demo/spa/**/*.js'], languageOptions: { globals: globals.browser } },
-  { files: ['**/*.js', '**/*.ts'], ignores: ['src/demo/spa/**'], languageOptions: { globals: globals.node } },
+  {
+    files: ['**/*.js', '**/*.mjs', '**/*.ts'],
+    ignores: ['src/demo/spa/**'],
+    languageOptions: { globals: globals.node },
+  },
   {
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',

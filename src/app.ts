@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { Agent, type Dispatcher } from 'undici';
@@ -12,6 +13,7 @@ import { user } from './endpoints/user.js';
 import { BffError } from './errors.js';
 import { errorHandler } from './http/error-handler.js';
 import { requestLog } from './http/request-log.js';
+import { helmetOptions } from './http/security-headers.js';
 import type { Logger } from './log.js';
 import type { OidcClient } from './oidc/client.js';
 import { refreshTokens } from './oidc/tokens.js';
@@ -33,11 +35,18 @@ export interface AppDeps {
   readonly refreshHooks?: RefreshHooks;
 }
 
-export interface App extends Express {
+/** A request listener for http.createServer, with the context it was built from. */
+export interface App {
+  (req: IncomingMessage, res: ServerResponse): void;
   readonly context: AppContext;
+  /** The Express app behind the API fast path: management endpoints, the SPA, errors. */
+  readonly express: Express;
 }
 
-/** Builds an app from a validated config. It never listens: main.ts or a test decides where it runs. */
+/**
+ * Builds an app from a validated config. It never listens: main.ts or a test decides where it runs.
+ * API routes take a fast path before Express (src/proxy/handler.ts); everything else is Express.
+ */
 export function createApp(config: Config, deps: AppDeps): App {
   const now = deps.now ?? Date.now;
   const sessions = new Sessions(deps.store, {
@@ -68,25 +77,16 @@ export function createApp(config: Config, deps: AppDeps): App {
     now,
   };
 
-  const app = express() as unknown as App;
-  Object.defineProperty(app, 'context', { value: ctx });
+  const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy);
-  const plainHttp = config.publicUrl.startsWith('http:');
-  app.use(
-    helmet({
-      // On a plain-http deployment (local development, the demo) these would break the app rather than protect it.
-      contentSecurityPolicy: plainHttp ? { directives: { upgradeInsecureRequests: null } } : true,
-      strictTransportSecurity: !plainHttp,
-    }),
-  );
+  app.use(helmet(helmetOptions(config)));
   app.use(requestLog(deps.log));
 
   const router = express.Router({ caseSensitive: true });
   router.get('/healthz', healthz);
   router.get('/readyz', readyz(ctx));
-  router.use(apiProxy(ctx));
   router.get('/bff/login', login(ctx));
   router.get('/bff/callback', callback(ctx));
   router.get('/bff/user', requireCsrfHeader, user(ctx));
@@ -106,5 +106,10 @@ export function createApp(config: Config, deps: AppDeps): App {
     throw new BffError('not_found');
   });
   app.use(errorHandler(deps.log));
-  return app;
+
+  const fastPath = apiProxy(ctx);
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!fastPath(req, res)) app(req, res);
+  };
+  return Object.assign(listener, { context: ctx, express: app });
 }

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { BffError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -20,35 +21,51 @@ function describeCause(cause: unknown): unknown {
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** Logs the error and answers it as JSON {error, message}; used by the Express handler and the proxy's fast path. */
+export function sendJsonError(log: Logger, err: unknown, res: ServerResponse, requestId: unknown): void {
+  const e = logError(log, err, requestId);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(e.toJSON());
+  res.writeHead(e.status, {
+    'Cache-Control': 'no-store',
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+function logError(log: Logger, err: unknown, requestId: unknown): BffError {
+  const e = toBffError(err);
+  const entry = { reqId: requestId, error: e.code, cause: describeCause(e.cause) };
+  if (e.status >= 500) log.error(entry, e.message);
+  else log.info(entry, e.message);
+  return e;
+}
+
 /**
  * Registered last. API-style requests get JSON {error, message}; a browser navigating to a login,
  * callback or logout URL gets the same message as a small page rather than raw JSON.
  */
 export function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    const e = toBffError(err);
-    const entry = { reqId: res.locals.requestId, error: e.code, cause: describeCause(e.cause) };
-    if (e.status >= 500) log.error(entry, e.message);
-    else log.info(entry, e.message);
-
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    res.setHeader('Cache-Control', 'no-store');
     const navigation = req.method === 'GET' && /\/bff\/(login|callback|logout)$/.test(req.path);
-    if (navigation && req.accepts(['json', 'html']) === 'html') {
-      res
-        .status(e.status)
-        .type('html')
-        .send(
-          `<!doctype html><meta charset="utf-8"><title>Sign-in problem</title>` +
-            `<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem">` +
-            `<h1 style="font-size:1.25rem">${escapeHtml(e.message)}</h1>` +
-            `<p><code>${e.code}</code></p><p><a href="/">Back to the app</a></p></body>`,
-        );
+    if (!navigation || res.headersSent || req.accepts(['json', 'html']) !== 'html') {
+      sendJsonError(log, err, res, res.locals.requestId);
       return;
     }
-    res.status(e.status).json(e.toJSON());
+    const e = logError(log, err, res.locals.requestId);
+    res.setHeader('Cache-Control', 'no-store');
+    res
+      .status(e.status)
+      .type('html')
+      .send(
+        `<!doctype html><meta charset="utf-8"><title>Sign-in problem</title>` +
+          `<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem">` +
+          `<h1 style="font-size:1.25rem">${escapeHtml(e.message)}</h1>` +
+          `<p><code>${e.code}</code></p><p><a href="/">Back to the app</a></p></body>`,
+      );
   };
 }

@@ -23,6 +23,19 @@ export function hasSessionCookie(ctx: AppContext, req: Request): boolean {
   return readCookie(req.headers.cookie, cookieName(SESSION_COOKIE, secureCookies(ctx, req))) !== undefined;
 }
 
+/** The session a Cookie header names; undefined when there is none. Garbage never reaches the store. */
+export async function sessionFromCookie(
+  ctx: AppContext,
+  cookieHeader: string | undefined,
+  secure: boolean,
+): Promise<Session | undefined> {
+  const id = unsignValue(
+    readCookie(cookieHeader, cookieName(SESSION_COOKIE, secure)),
+    ctx.config.sessionSecrets,
+  );
+  return id ? ctx.sessions.load(id, ctx.now()) : undefined;
+}
+
 /** The session named by this request's cookie, loaded once per request; undefined when there is none. */
 export async function requestSession(
   ctx: AppContext,
@@ -30,9 +43,7 @@ export async function requestSession(
   res: Response,
 ): Promise<Session | undefined> {
   if ('session' in res.locals) return res.locals.session as Session | undefined;
-  const signed = readCookie(req.headers.cookie, cookieName(SESSION_COOKIE, secureCookies(ctx, req)));
-  const id = unsignValue(signed, ctx.config.sessionSecrets);
-  const session = id ? await ctx.sessions.load(id, ctx.now()) : undefined;
+  const session = await sessionFromCookie(ctx, req.headers.cookie, secureCookies(ctx, req));
   res.locals.session = session;
   return session;
 }

@@ -1,48 +1,86 @@
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import proxyaddr from 'proxy-addr';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
-import { requestSession } from '../http/request-session.js';
+import { sendJsonError } from '../http/error-handler.js';
+import { logRequest } from '../http/request-log.js';
+import { sessionFromCookie } from '../http/request-session.js';
+import { securityHeaders } from '../http/security-headers.js';
 import { hasCsrfHeader } from '../security/csrf.js';
 import { forward } from './forward.js';
 import { upstreamRequestHeaders } from './headers.js';
-import { compileRoutes } from './routes.js';
+import { compileRoutes, type RouteMatch } from './routes.js';
 import { isSafePath } from './safe-path.js';
 
-/**
- * The hot path: every API call of the SPA. One Redis round trip (load + slide), then a streamed
- * hop over a keep-alive pool. Requests that match no route fall through to the next handler.
- */
-export function apiProxy(ctx: AppContext) {
-  const match = compileRoutes(ctx.config.routes);
-  const timeoutMs = ctx.config.upstreamTimeoutMs;
-  const publicUrl = new URL(ctx.config.publicUrl);
-  const proto = publicUrl.protocol.slice(0, -1);
-  const trustProxy = ctx.config.trustProxy !== false;
+/** Express's `trust proxy` setting as the function Express would compile from it. */
+function compileTrust(value: boolean | number | string): (addr: string, hop: number) => boolean {
+  if (value === true) return () => true;
+  if (value === false) return () => false;
+  if (typeof value === 'number') return (_addr, hop) => hop < value;
+  return proxyaddr.compile(value.split(',').map((s) => s.trim()));
+}
 
-  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    const found = match(req.url);
-    if (!found) return next();
-    if (!isSafePath(req.url)) throw new BffError('invalid_path');
+/**
+ * The hot path: every API call of the SPA, handled before Express. It does what the Express stack
+ * would (security headers, request id and log line, JSON errors) without running a router and a
+ * dozen helmet middlewares per call: measured at about 2x the throughput of the same handler
+ * mounted in Express behind helmet. One Redis round trip (load + slide), then a streamed hop over
+ * a keep-alive pool. Returns false for requests that are not for an API route.
+ */
+export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const { config, log } = ctx;
+  const match = compileRoutes(config.routes);
+  const headers = securityHeaders(config);
+  const trust = compileTrust(config.trustProxy);
+  const publicUrl = new URL(config.publicUrl);
+  const publicHttps = publicUrl.protocol === 'https:';
+  const forwarded = { proto: publicUrl.protocol.slice(0, -1), host: publicUrl.host };
+  const basePath = config.basePath;
+
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    found: RouteMatch,
+  ): Promise<void> {
+    if (!isSafePath(path)) throw new BffError('invalid_path');
     if (!hasCsrfHeader(req)) throw new BffError('csrf_header_missing');
-    const session = await requestSession(ctx, req, res);
+    // The same rule as secureCookies(): https here, via a trusted proxy, or by the public URL.
+    const remote = req.socket.remoteAddress ?? '';
+    const xfp = req.headers['x-forwarded-proto'];
+    const secure =
+      publicHttps ||
+      (typeof xfp === 'string' && trust(remote, 0) && xfp.split(',', 1)[0]!.trim() === 'https');
+    const session = await sessionFromCookie(ctx, req.headers.cookie, secure);
     if (!session) throw new BffError('unauthenticated');
     const tokens = await ctx.refresher.fresh(session);
 
-    const { route, rest } = found;
-    const path = route.basePath + rest;
+    const upstreamPath = found.route.basePath + found.rest;
     await forward(ctx.upstream, req, res, {
-      origin: route.origin,
-      path: path.charCodeAt(0) === 47 ? path : `/${path}`,
+      origin: found.route.origin,
+      path: upstreamPath.charCodeAt(0) === 47 ? upstreamPath : `/${upstreamPath}`,
       headers: upstreamRequestHeaders(req.headers, `Bearer ${tokens.accessToken}`, {
-        // req.ips lists the trusted proxy chain, client first; without trust proxy only the peer is known.
-        for:
-          trustProxy && req.ips.length
-            ? `${req.ips.join(', ')}, ${req.socket.remoteAddress ?? ''}`
-            : (req.socket.remoteAddress ?? ''),
-        proto,
-        host: publicUrl.host,
+        // Client first, then every trusted proxy, then the peer; just the peer without trust proxy.
+        for: proxyaddr.all(req, trust).reverse().join(', '),
+        ...forwarded,
       }),
-      timeoutMs,
+      timeoutMs: config.upstreamTimeoutMs,
     });
+  }
+
+  return (req, res) => {
+    const url = req.url ?? '/';
+    let path = url;
+    if (basePath) {
+      const next = url.charCodeAt(basePath.length);
+      if (!url.startsWith(basePath) || !(Number.isNaN(next) || next === 47 || next === 63)) return false;
+      path = url.slice(basePath.length) || '/';
+    }
+    const found = match(path);
+    if (!found) return false;
+    for (const [name, value] of headers) res.setHeader(name, value);
+    const id = logRequest(log, req, res);
+    handle(req, res, path, found).catch((err: unknown) => sendJsonError(log, err, res, id));
+    return true;
   };
 }

@@ -15,8 +15,19 @@ export function storageId(sessionId: string): string {
   return createHash('sha256').update(sessionId).digest('base64url');
 }
 
+// A few recent keys, so an active session does not pay for HKDF on every request. Small and
+// bounded: it holds keys for sessions that are in use anyway, and forgets them in insertion order.
+const recentKeys = new Map<string, Buffer>();
+const RECENT_KEYS_MAX = 1024;
+
 function keyFor(sessionId: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', sessionId, 'coatcheck/session', 'record-v1', 32));
+  let key = recentKeys.get(sessionId);
+  if (!key) {
+    key = Buffer.from(hkdfSync('sha256', sessionId, 'coatcheck/session', 'record-v1', 32));
+    if (recentKeys.size >= RECENT_KEYS_MAX) recentKeys.delete(recentKeys.keys().next().value!);
+    recentKeys.set(sessionId, key);
+  }
+  return key;
 }
 
 /** AES-256-GCM; `field` is bound as associated data so sealed values cannot be swapped between fields. */

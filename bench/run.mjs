@@ -1,0 +1,457 @@
+// npm run bench: starts everything on loopback, measures four targets side by side with wrk, and
+// writes bench/results/latest.{json,md}. Nothing is started by hand; nothing here runs in npm test.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { unsign } from 'cookie-signature';
+import { Redis } from 'ioredis';
+import { CookieJar } from 'tough-cookie';
+import { request } from 'undici';
+import { startIdp } from '../dist/demo/idp.js';
+import { RedisSessionStore } from '../dist/session/redis-store.js';
+import { Sessions } from '../dist/session/sessions.js';
+
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const SOAK = Number(process.env.BENCH_SOAK ?? 0);
+const SECRET = 'bench-session-secret-0123456789abcdef';
+const CLIENT = { id: 'coatcheck-bench', secret: 'bench-client-secret-0123456789' };
+const run = promisify(execFile);
+const children = [];
+
+function ensureTools() {
+  const missing = ['wrk', 'nginx', 'redis-server'].filter((t) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (!missing.length) return;
+  console.log(`installing ${missing.join(', ')} from Debian's packages…`);
+  const pkgs = missing.map((t) => (t === 'redis-server' ? 'redis-server' : t));
+  execFileSync(
+    'sh',
+    ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs.join(' ')}`],
+    {
+      stdio: 'inherit',
+    },
+  );
+}
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port, what) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const c = connect(port, '127.0.0.1', () => (c.destroy(), resolve(true)));
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not start on port ${port}`);
+    await delay(50);
+  }
+}
+
+function start(cmd, args, env = {}, what = cmd) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err = (err + d).slice(-2000)));
+  child.on('exit', (code) => {
+    if (code && !child.stopping) console.error(`${what} exited with ${code}:\n${err}`);
+  });
+  children.push(child);
+  return child;
+}
+
+function rssMb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** A scripted user: follows redirects, signs in and consents on the IdP's pages. */
+async function login(bffUrl) {
+  const jar = new CookieJar();
+  let url = `${bffUrl}/bff/login`;
+  let init = { method: 'GET' };
+  for (let hop = 0; hop < 25; hop++) {
+    const cookie = await jar.getCookieString(url);
+    const res = await request(url, { ...init, headers: { ...init.headers, ...(cookie ? { cookie } : {}) } });
+    const text = await res.body.text();
+    for (const c of [].concat(res.headers['set-cookie'] ?? []))
+      await jar.setCookie(c, url, { ignoreError: true });
+    if (res.statusCode >= 300 && res.statusCode < 400) {
+      url = new URL(res.headers.location, url).href;
+      init = { method: 'GET' };
+      continue;
+    }
+    const form = /<form[^>]*action="([^"]+\/(login|confirm))"/.exec(text);
+    if (!form) break;
+    url = new URL(form[1], url).href;
+    const body = form[2] === 'login' ? 'username=bench&password=bench' : '';
+    init = { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+  }
+  const session = (await jar.getCookies(bffUrl)).find((c) => c.key === 'coatcheck');
+  if (!session) throw new Error('login through coatcheck failed');
+  return `coatcheck=${session.value}`;
+}
+
+async function wrk(url, headers, seconds, connections = CONNECTIONS) {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '-s', 'bench/wrk.lua', '--timeout', '5s'];
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
+  const { stdout } = await run('wrk', [...args, url], { maxBuffer: 1 << 20 });
+  const line = stdout
+    .trim()
+    .split('\n')
+    .findLast((l) => l.startsWith('{'));
+  const r = JSON.parse(line);
+  const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
+  return {
+    rps: r.requests / (r.duration_us / 1e6),
+    p50: r.latency_us.p50 / 1000,
+    p99: r.latency_us.p99 / 1000,
+    p999: r.latency_us.p999 / 1000,
+    errors,
+    requests: r.requests,
+  };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function measure(name, url, headers) {
+  await wrk(url, headers, WARMUP);
+  const runs = [];
+  for (let i = 0; i < REPEAT; i++) runs.push(await wrk(url, headers, DURATION));
+  const pick = (k) => median(runs.map((r) => r[k]));
+  const result = {
+    name,
+    rps: pick('rps'),
+    rpsMin: Math.min(...runs.map((r) => r.rps)),
+    rpsMax: Math.max(...runs.map((r) => r.rps)),
+    p50: pick('p50'),
+    p99: pick('p99'),
+    p999: pick('p999'),
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+    requests: runs.reduce((a, r) => a + r.requests, 0),
+    runs,
+  };
+  console.log(
+    `${name.padEnd(22)} ${result.rps.toFixed(0).padStart(7)} req/s (${result.rpsMin.toFixed(0)}–${result.rpsMax.toFixed(0)})  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  p99.9 ${result.p999.toFixed(2)} ms  errors ${result.errors}`,
+  );
+  return result;
+}
+
+function nginxConfig(dir, port, upstreamPort) {
+  const conf = `
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  upstream api { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location /api/ {
+      proxy_pass http://api/v1/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer static-token";
+    }
+  }
+}`;
+  writeFileSync(join(dir, 'nginx.conf'), conf);
+  return join(dir, 'nginx.conf');
+}
+
+async function main() {
+  ensureTools();
+  const ports = {};
+  for (const k of ['redis', 'upstream', 'nginx', 'naive', 'coatcheck']) ports[k] = await freePort();
+  const tmp = mkdtempSync(join(tmpdir(), 'coatcheck-bench-'));
+  const redisUrl = `redis://127.0.0.1:${ports.redis}`;
+
+  start(
+    'redis-server',
+    ['--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {},
+    'redis',
+  );
+  start(process.execPath, ['bench/upstream.mjs'], { PORT: String(ports.upstream) }, 'upstream');
+  start('nginx', ['-c', nginxConfig(tmp, ports.nginx, ports.upstream), '-p', tmp], {}, 'nginx');
+  const coatcheckUrl = `http://127.0.0.1:${ports.coatcheck}`;
+  const idp = await startIdp({
+    users: [
+      {
+        username: 'bench',
+        password: 'bench',
+        sub: 'bench-user-0001',
+        claims: { name: 'Bench User', email: 'bench@example.com', email_verified: true },
+      },
+    ],
+    accessTokenTtl: 3600,
+    clients: [
+      {
+        client_id: CLIENT.id,
+        client_secret: CLIENT.secret,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [`${coatcheckUrl}/bff/callback`],
+        post_logout_redirect_uris: [`${coatcheckUrl}/`],
+      },
+    ],
+  });
+  await waitForPort(ports.redis, 'redis');
+  const coatcheck = start(
+    process.execPath,
+    [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/main.js'],
+    {
+      NODE_ENV: 'production',
+      BFF_PORT: String(ports.coatcheck),
+      BFF_HOST: '127.0.0.1',
+      BFF_PUBLIC_URL: coatcheckUrl,
+      BFF_ISSUER: idp.issuer,
+      BFF_CLIENT_ID: CLIENT.id,
+      BFF_CLIENT_SECRET: CLIENT.secret,
+      BFF_REDIS_URL: redisUrl,
+      BFF_SESSION_SECRET: SECRET,
+      BFF_ROUTES: JSON.stringify([{ path: '/api', target: `http://127.0.0.1:${ports.upstream}/v1` }]),
+      BFF_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+    },
+    'coatcheck',
+  );
+  start(
+    process.execPath,
+    ['bench/naive-bff.mjs'],
+    {
+      PORT: String(ports.naive),
+      REDIS_URL: redisUrl,
+      SESSION_SECRET: SECRET,
+      TARGET: `http://127.0.0.1:${ports.upstream}/v1`,
+    },
+    'naive BFF',
+  );
+  await Promise.all([
+    waitForPort(ports.upstream, 'upstream'),
+    waitForPort(ports.nginx, 'nginx'),
+    waitForPort(ports.naive, 'naive BFF'),
+    waitForPort(ports.coatcheck, 'coatcheck'),
+  ]);
+
+  // Real sessions: coatcheck's through a real login; the naive BFF's holds the same real access token.
+  const coatcheckCookie = await login(coatcheckUrl);
+  const store = new RedisSessionStore(redisUrl);
+  await store.ready();
+  const sessionId = unsign(decodeURIComponent(coatcheckCookie.split('=')[1]), SECRET);
+  const session = await new Sessions(store, { idleMs: 1800_000, absoluteMs: 28_800_000 }).load(
+    sessionId,
+    Date.now(),
+  );
+  const seeded = await request(`http://127.0.0.1:${ports.naive}/seed`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ accessToken: session.tokens.accessToken }),
+  });
+  await seeded.body.dump();
+  const naiveCookie = [].concat(seeded.headers['set-cookie'])[0].split(';')[0];
+
+  const redis = new Redis(redisUrl);
+  const sessionKeys = await redis.keys('coatcheck:*');
+  const sessionBytes = await redis.memory('USAGE', `coatcheck:s:${session.key}`);
+  let perSessionBytes = 0;
+  for (const k of sessionKeys) perSessionBytes += (await redis.memory('USAGE', k)) ?? 0;
+  const tokenSizes = {
+    accessToken: session.tokens.accessToken.length,
+    idToken: session.tokens.idToken?.length ?? 0,
+    refreshToken: session.tokens.refreshToken?.length ?? 0,
+  };
+
+  const auth = { 'X-CSRF': '1' };
+  const only = process.env.BENCH_ONLY?.split(',');
+  const targets = (path) =>
+    [
+      ['direct (ceiling)', `http://127.0.0.1:${ports.upstream}/v1/${path}`, {}],
+      ['nginx', `http://127.0.0.1:${ports.nginx}/api/${path}`, {}],
+      ['naive BFF', `http://127.0.0.1:${ports.naive}/api/${path}`, { ...auth, Cookie: naiveCookie }],
+      ['coatcheck', `http://127.0.0.1:${ports.coatcheck}/api/${path}`, { ...auth, Cookie: coatcheckCookie }],
+    ].filter(([name]) => !only || only.includes(name) || name === 'coatcheck');
+
+  // Every target must answer 200 before it is measured.
+  for (const [name, url, headers] of [...targets('small'), ...targets('large')]) {
+    const res = await request(url, { headers });
+    await res.body.dump();
+    if (res.statusCode !== 200) throw new Error(`${name} answered ${res.statusCode} for ${url}`);
+  }
+
+  const rssIdle = rssMb(coatcheck.pid);
+  const results = { small: [], large: [] };
+  console.log(
+    `\n1 KB responses, ${CONNECTIONS} connections, ${REPEAT} × ${DURATION}s after a ${WARMUP}s warm-up`,
+  );
+  for (const [name, url, headers] of targets('small')) results.small.push(await measure(name, url, headers));
+  console.log(`\n100 KB responses`);
+  for (const [name, url, headers] of targets('large')) results.large.push(await measure(name, url, headers));
+  const rssAfter = rssMb(coatcheck.pid);
+
+  // A 100 MB download through coatcheck: peak RSS above idle shows whether bodies are streamed.
+  const rssBeforeDownload = rssMb(coatcheck.pid);
+  let rssPeak = rssBeforeDownload;
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssMb(coatcheck.pid))), 20);
+  const big = await request(`${coatcheckUrl}/api/huge?bytes=${100 * 1024 * 1024}`, {
+    headers: { ...auth, cookie: coatcheckCookie },
+  });
+  let downloaded = 0;
+  for await (const chunk of big.body) downloaded += chunk.length;
+  clearInterval(sampler);
+
+  let soak;
+  if (SOAK > 0) {
+    console.log(`\nsoak: ${SOAK}s at ${CONNECTIONS} connections through coatcheck`);
+    const samples = [{ t: 0, rss: rssMb(coatcheck.pid) }];
+    const started = Date.now();
+    const sampling = setInterval(
+      () => samples.push({ t: Math.round((Date.now() - started) / 1000), rss: rssMb(coatcheck.pid) }),
+      10_000,
+    );
+    const [, soakUrl, soakHeaders] = targets('small').find(([name]) => name === 'coatcheck');
+    const r = await wrk(soakUrl, soakHeaders, SOAK);
+    clearInterval(sampling);
+    samples.push({ t: SOAK, rss: rssMb(coatcheck.pid) });
+    soak = { seconds: SOAK, rps: r.rps, errors: r.errors, p99: r.p99, samples };
+    console.log(
+      `soak: ${r.rps.toFixed(0)} req/s, errors ${r.errors}, RSS ${samples.map((s) => s.rss.toFixed(0)).join(' → ')} MB`,
+    );
+  }
+
+  const get = (list, name) => list.find((r) => r.name === name) ?? { rps: NaN, p50: NaN, p99: NaN };
+  const s = results.small;
+  const ratios = {
+    coatcheckOverNginx: get(s, 'coatcheck').rps / get(s, 'nginx').rps,
+    coatcheckOverNaive: get(s, 'coatcheck').rps / get(s, 'naive BFF').rps,
+    addedP50Ms: get(s, 'coatcheck').p50 - get(s, 'direct (ceiling)').p50,
+    addedP99Ms: get(s, 'coatcheck').p99 - get(s, 'direct (ceiling)').p99,
+    largeCoatcheckOverNginx: get(results.large, 'coatcheck').rps / get(results.large, 'nginx').rps,
+  };
+  const machine = {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    nginx:
+      execFileSync('nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() ||
+      readNginxVersion(),
+    date: new Date().toISOString(),
+  };
+  const report = {
+    machine,
+    settings: {
+      durationS: DURATION,
+      warmupS: WARMUP,
+      repeat: REPEAT,
+      connections: CONNECTIONS,
+      coatcheckLogLevel: process.env.BENCH_LOG_LEVEL ?? 'info',
+    },
+    results,
+    ratios,
+    memory: {
+      rssIdleMb: rssIdle,
+      rssAfterLoadMb: rssAfter,
+      download: {
+        bytes: downloaded,
+        rssBeforeMb: rssBeforeDownload,
+        rssPeakMb: rssPeak,
+        growthMb: rssPeak - rssBeforeDownload,
+      },
+      redisBytesSessionHash: sessionBytes,
+      redisBytesAllKeysOfOneSession: perSessionBytes,
+      redisKeysOfOneSession: sessionKeys.length,
+      tokenSizes,
+    },
+    soak,
+  };
+
+  mkdirSync('bench/results', { recursive: true });
+  const md = markdown(report);
+  writeFileSync('bench/results/latest.json', `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync('bench/results/latest.md', md);
+  console.log(`\n${md}`);
+
+  redis.disconnect();
+  await store.close();
+  await idp.close();
+}
+
+function readNginxVersion() {
+  try {
+    return execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'nginx';
+  }
+}
+
+function markdown(r) {
+  const row = (x) =>
+    `| ${x.name} | ${x.rps.toFixed(0)} | ${x.rpsMin.toFixed(0)}–${x.rpsMax.toFixed(0)} | ${x.p50.toFixed(2)} | ${x.p99.toFixed(2)} | ${x.p999.toFixed(2)} | ${x.errors} |`;
+  const table = (list) =>
+    [
+      '| target | req/s (median) | spread | p50 ms | p99 ms | p99.9 ms | errors |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      ...list.map(row),
+    ].join('\n');
+  const m = r.memory;
+  const pass = (ok) => (ok ? 'met' : '**missed**');
+  return `# coatcheck benchmark
+
+${r.machine.date.slice(0, 10)} on ${r.machine.cores} × ${r.machine.cpu}, ${r.machine.memoryGb} GB, Node ${r.machine.node}, ${r.machine.nginx}.
+Everything (wrk, upstream, Redis, the proxies) shares the same cores. wrk -t1 -c${r.settings.connections}, ${r.settings.repeat} runs of ${r.settings.durationS} s after a ${r.settings.warmupS} s warm-up; median shown with the spread of the runs. nginx runs one worker (coatcheck is one Node process); coatcheck logs at \`${r.settings.coatcheckLogLevel}\`; nginx's access log is off.
+
+## 1 KB JSON
+${table(r.results.small)}
+
+## 100 KB JSON
+${table(r.results.large)}
+
+## Against the targets
+| target | measured | |
+|---|---|---|
+| throughput ≥ 0.8 × nginx | ${r.ratios.coatcheckOverNginx.toFixed(2)} × | ${pass(r.ratios.coatcheckOverNginx >= 0.8)} |
+| throughput ≥ 2 × naive BFF | ${r.ratios.coatcheckOverNaive.toFixed(2)} × | ${pass(r.ratios.coatcheckOverNaive >= 2)} |
+| added p50 over direct ≤ 0.5 ms | ${r.ratios.addedP50Ms.toFixed(2)} ms | ${pass(r.ratios.addedP50Ms <= 0.5)} |
+| added p99 over direct ≤ 2 ms | ${r.ratios.addedP99Ms.toFixed(2)} ms | ${pass(r.ratios.addedP99Ms <= 2)} |
+| 100 MB download: RSS within 20 MB of idle | +${m.download.growthMb.toFixed(1)} MB (peak ${m.download.rssPeakMb.toFixed(0)} MB) | ${pass(m.download.growthMb <= 20)} |
+| Redis bytes per session ≤ 4 KB | ${m.redisBytesAllKeysOfOneSession} B in ${m.redisKeysOfOneSession} keys (session hash ${m.redisBytesSessionHash} B; AT ${m.tokenSizes.accessToken} B, ID token ${m.tokenSizes.idToken} B, RT ${m.tokenSizes.refreshToken} B) | ${pass(m.redisBytesAllKeysOfOneSession <= 4096)} |
+
+coatcheck RSS: ${m.rssIdleMb.toFixed(1)} MB before the load, ${m.rssAfterLoadMb.toFixed(1)} MB after.
+${r.soak ? `\nSoak: ${r.soak.seconds} s, ${r.soak.rps.toFixed(0)} req/s, ${r.soak.errors} errors, RSS ${r.soak.samples.map((s) => s.rss.toFixed(0)).join(' → ')} MB.\n` : ''}`;
+}
+
+try {
+  await main();
+} finally {
+  for (const c of children) {
+    c.stopping = true;
+    c.kill('SIGTERM');
+  }
+  await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : undefined)));
+}
+process.exit(0);
