@@ -277,9 +277,9 @@ async function main() {
 
   const redis = new Redis(redisUrl);
   const sessionKeys = await redis.keys('coatcheck:*');
-  const sessionBytes = await redis.memory('USAGE', `coatcheck:s:${session.key}`);
+  const sessionBytes = await redis.memory('USAGE', `coatcheck:s:${session.key}`, 'SAMPLES', 0);
   let perSessionBytes = 0;
-  for (const k of sessionKeys) perSessionBytes += (await redis.memory('USAGE', k)) ?? 0;
+  for (const k of sessionKeys) perSessionBytes += (await redis.memory('USAGE', k, 'SAMPLES', 0)) ?? 0;
   const tokenSizes = {
     accessToken: session.tokens.accessToken.length,
     idToken: session.tokens.idToken?.length ?? 0,

@@ -40,7 +40,7 @@ export async function startCoatcheck(config: Config, log: Logger): Promise<Coatc
 
   if (config.publicUrl.startsWith('https:') && config.trustProxy === false) {
     log.warn(
-      'BFF_PUBLIC_URL is https but BFF_TRUST_PROXY is false: behind a TLS-terminating proxy, cookies will lack Secure and the __Host- prefix',
+      'BFF_PUBLIC_URL is https but BFF_TRUST_PROXY is false: cookies are still Secure, but X-Forwarded-For and the client address the upstream sees are those of the proxy',
     );
   }
 

@@ -16,6 +16,8 @@ describe('BFF_STATIC_DIR serves a built SPA', () => {
   writeFileSync(join(dir, 'index.html'), '<!doctype html><title>spa</title><div id=app></div>');
   writeFileSync(join(dir, 'app.3f9a2b1c.js'), 'console.log(1)');
   writeFileSync(join(dir, 'favicon.ico'), 'icon');
+  writeFileSync(join(dir, 'apple-touch-icon.png'), 'icon');
+  writeFileSync(join(dir, 'index-BdXkqZpa.css'), 'body{}');
 
   beforeAll(async () => {
     stack = await startStack({ env: { BFF_STATIC_DIR: dir } });
@@ -47,8 +49,12 @@ describe('BFF_STATIC_DIR serves a built SPA', () => {
     const hashed = await get('/app.3f9a2b1c.js');
     expect(hashed.status).toBe(200);
     expect(hashed.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect((await get('/index-BdXkqZpa.css')).headers['cache-control']).toBe(
+      'public, max-age=31536000, immutable',
+    );
     const plain = await get('/favicon.ico');
     expect(plain.headers['cache-control']).toBe('no-cache');
+    expect((await get('/apple-touch-icon.png')).headers['cache-control']).toBe('no-cache');
     expect(plain.headers.etag).toBeDefined();
   });
 
@@ -123,6 +129,7 @@ describe('BFF_SPA_DEV_SERVER proxies unmatched GETs and WebSocket upgrades to a 
     expect(res.statusCode).toBe(200);
     expect(await res.body.text()).toBe('<p>dev server: /src/main.tsx?t=1</p>');
     expect(seen.at(-1)).toEqual({ url: '/src/main.tsx?t=1', cookie: 'theme=dark', authorization: undefined });
+    expect(res.headers['content-security-policy']).toBeUndefined();
   });
 
   test('an HMR WebSocket upgrade is piped through', async () => {

@@ -18,6 +18,8 @@ export function devServerProxy(ctx: AppContext, target: string) {
   const origin = new URL(target).origin;
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    // Dev servers inject inline scripts (HMR clients, React refresh) that the production CSP forbids.
+    res.removeHeader('Content-Security-Policy');
     await forward(ctx.upstream, req, res, {
       origin,
       path: req.originalUrl,

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import type { ClientMetadata } from 'oidc-provider';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { startIdp, type Idp } from '../../src/demo/idp.js';
@@ -66,6 +67,8 @@ export interface StackOptions {
   accessTokenTtl?: number;
   env?: Record<string, string>;
   refreshHooks?: (instance: number) => RefreshHooks | undefined;
+  /** Overrides for the IdP's registration of the client (authentication method, keys). */
+  client?: Partial<ClientMetadata>;
 }
 
 async function listenOnFreePort(): Promise<{ server: Server; url: string }> {
@@ -99,6 +102,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         post_logout_redirect_uris: listeners.map((l) => `${l.url}/`),
         backchannel_logout_uri: `${listeners[0]!.url}/bff/backchannel-logout`,
         backchannel_logout_session_required: true,
+        ...opts.client,
       },
     ],
   });
