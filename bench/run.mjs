@@ -392,8 +392,10 @@ async function main() {
 
   mkdirSync('bench/results', { recursive: true });
   const md = markdown(report);
-  writeFileSync('bench/results/latest.json', `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync('bench/results/latest.md', md);
+  // A partial run (one target, or a soak) must not replace the side-by-side table.
+  const out = process.env.BENCH_OUT ?? (process.env.BENCH_ONLY || SOAK ? 'partial' : 'latest');
+  writeFileSync(`bench/results/${out}.json`, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(`bench/results/${out}.md`, md);
   console.log(`\n${md}`);
 
   redis.disconnect();
