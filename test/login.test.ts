@@ -46,6 +46,11 @@ describe('GET /bff/login', () => {
     ['a relative path without a slash', 'orders'],
     ['a tab that browsers strip', '/\t/evil.example'],
     ['a newline', '/a\nb'],
+    ['a dot segment before //', '/.//evil.example'],
+    ['a dot-dot segment before //', '/..//evil.example'],
+    ['an encoded dot segment before //', '/%2e//evil.example'],
+    ['a mixed dot-dot segment before //', '/.%2e//evil.example'],
+    ['a path that climbs back to //', '/a/..//evil.example'],
     ['an empty value', ''],
   ])('refuses returnTo as %s with 400 JSON', async (_name, value) => {
     const res = await request(`${stack.bff.url}/bff/login?returnTo=${encodeURIComponent(value)}`);

@@ -17,5 +17,9 @@ export function safeReturnTo(value: unknown): string | undefined {
   }
   if (parsed.origin !== base) return undefined;
   // Re-serialised, so anything outside ASCII is percent-encoded and fits in a Location header.
-  return parsed.pathname + parsed.search + parsed.hash;
+  const result = parsed.pathname + parsed.search + parsed.hash;
+  // Parsing drops dot segments, so "/.//evil" or "/%2e//evil" comes out as "//evil": check the
+  // result, not just the input, or it goes out as a protocol-relative Location.
+  if (result.startsWith('//') || result.startsWith('/\\')) return undefined;
+  return result;
 }
