@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { stripBffCookies } from '../security/cookies.js';
+import { isBffCookie, stripBffCookies } from '../security/cookies.js';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus the ones coatcheck sets or replaces itself. */
 const NOT_FORWARDED = new Set([
@@ -81,7 +81,18 @@ export function upstreamRequestHeaders(
   return out;
 }
 
-const SETS_BFF_COOKIE = /^\s*(__Host-)?coatcheck(=|-login-)/;
+/**
+ * Whether a Set-Cookie line from an upstream could plant or overwrite one of coatcheck's cookies.
+ * The name is parsed the way browsers do (trimmed, RFC 6265 §5.2), not matched as a prefix, so
+ * "__Host-coatcheck =x" cannot slip past. A line without "=" sets a nameless cookie whose value
+ * reads as a name on the way back, so it is dropped too.
+ */
+function setsBffCookie(line: string): boolean {
+  const end = line.indexOf(';');
+  const pair = end === -1 ? line : line.slice(0, end);
+  const eq = pair.indexOf('=');
+  return eq === -1 || isBffCookie(pair.slice(0, eq).trim());
+}
 
 /**
  * The upstream's response headers for the browser: unchanged, except hop-by-hop headers, any
@@ -103,7 +114,7 @@ export function downstreamResponseHeaders(
   const setCookie = out['set-cookie'];
   if (setCookie !== undefined) {
     const kept = (Array.isArray(setCookie) ? setCookie : [String(setCookie)]).filter(
-      (c) => !SETS_BFF_COOKIE.test(c),
+      (c) => !setsBffCookie(c),
     );
     if (kept.length) out['set-cookie'] = kept;
     else delete out['set-cookie'];

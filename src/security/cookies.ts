@@ -13,8 +13,9 @@ export function cookieName(base: string, secure: boolean): string {
   return secure ? `__Host-${base}` : base;
 }
 
+/** Browsers match the `__Host-` prefix in any case (RFC 6265bis), so this does too. */
 export function isBffCookie(name: string): boolean {
-  const bare = name.startsWith('__Host-') ? name.slice(7) : name;
+  const bare = name.slice(0, 7).toLowerCase() === '__host-' ? name.slice(7) : name;
   return bare === SESSION_COOKIE || bare.startsWith(`${LOGIN_COOKIE}-`);
 }
 

@@ -47,6 +47,12 @@ export async function startUpstream(): Promise<TestUpstream> {
           'set-cookie': [
             'coatcheck=forged-by-upstream; Path=/',
             '__Host-coatcheck=forged; Path=/; Secure',
+            // Browsers trim the name (RFC 6265 §5.2) and match the __Host- prefix in any case.
+            '__Host-coatcheck =forged-with-space; Path=/; Secure',
+            ' coatcheck\t=forged-with-tab; Path=/',
+            '__HOST-coatcheck=forged-upper-prefix; Path=/; Secure',
+            'coatcheck-login-abc =forged-login; Path=/',
+            'nameless-value-without-equals',
             'theme=light; Path=/',
           ],
         });
