@@ -122,6 +122,22 @@ describe('a complete login', () => {
     expect(old.statusCode).toBe(401);
   });
 
+  test('the session a browser had when it started a new login ends, though the cross-site callback cannot see its Strict cookie', async () => {
+    const b = new Browser({ otherSites: [new URL(stack.idp.issuer).origin] });
+    await b.login(stack.bff.url);
+    const before = (await b.jar.getCookies(stack.bff.url)).find((c) => c.key === 'coatcheck')!.value;
+    const again = await b.login(stack.bff.url);
+    const callback = again.history.find((u) => u.startsWith(`${stack.bff.url}/bff/callback`));
+    expect(callback).toBeDefined();
+    const after = (await b.jar.getCookies(stack.bff.url)).find((c) => c.key === 'coatcheck')!.value;
+    expect(after).not.toBe(before);
+    const old = await request(`${stack.bff.url}/bff/user`, {
+      headers: { 'x-csrf': '1', cookie: `coatcheck=${before}` },
+    });
+    await old.body.dump();
+    expect(old.statusCode).toBe(401);
+  });
+
   test('logins started in parallel tabs each complete', async () => {
     const b = new Browser();
     // Start three logins before finishing any, as three tabs would.

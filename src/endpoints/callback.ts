@@ -50,6 +50,7 @@ export function callback(ctx: AppContext) {
 
     const previous = await requestSession(ctx, req, res);
     if (previous) await ctx.sessions.destroy(previous);
+    if (tx.replaces && tx.replaces !== previous?.key) await ctx.sessions.destroy({ key: tx.replaces });
 
     const created = await ctx.sessions.create(
       { sub: result.sub, sid: result.sid, logoutId: newLogoutId(), claims: result.claims },

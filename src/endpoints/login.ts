@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { redirect } from '../http/redirect.js';
-import { secureCookies } from '../http/request-session.js';
+import { secureCookies, sessionKeyFromCookie } from '../http/request-session.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { startLogin } from '../oidc/login.js';
@@ -19,6 +19,12 @@ export interface LoginTransaction {
   readonly nonce: string;
   readonly codeVerifier: string;
   readonly returnTo: string;
+  /**
+   * Storage key of the session the browser had when it started this login. The IdP's redirect back
+   * is cross-site, so the SameSite=Strict session cookie is not sent to the callback; this is how
+   * the callback still ends that session.
+   */
+  readonly replaces?: string;
 }
 
 export function bindingHash(binding: string): string {
@@ -50,6 +56,7 @@ export function login(ctx: AppContext) {
       nonce: start.nonce,
       codeVerifier: start.codeVerifier,
       returnTo,
+      replaces: sessionKeyFromCookie(ctx, req),
     };
     await ctx.sessions.store.putLogin(start.state, JSON.stringify(tx), LOGIN_TTL_MS);
 

@@ -9,6 +9,7 @@ import {
   signValue,
   unsignValue,
 } from '../security/cookies.js';
+import { storageId } from '../session/crypto.js';
 import type { Session } from '../session/sessions.js';
 
 /**
@@ -34,6 +35,15 @@ export async function sessionFromCookie(
     ctx.config.sessionSecrets,
   );
   return id ? ctx.sessions.load(id, ctx.now()) : undefined;
+}
+
+/** The storage key of the session this request's cookie names, without loading it. */
+export function sessionKeyFromCookie(ctx: AppContext, req: Request): string | undefined {
+  const id = unsignValue(
+    readCookie(req.headers.cookie, cookieName(SESSION_COOKIE, secureCookies(ctx, req))),
+    ctx.config.sessionSecrets,
+  );
+  return id ? storageId(id) : undefined;
 }
 
 /** The session named by this request's cookie, loaded once per request; undefined when there is none. */

@@ -31,7 +31,17 @@ export class Browser {
    * `tlsOrigins` are reached over plain http but behave as if behind a TLS-terminating proxy:
    * requests carry X-Forwarded-Proto: https, and Secure cookies are kept and sent, as a browser would.
    */
-  constructor(private readonly opts: { tlsOrigins?: string[] } = {}) {}
+  constructor(private readonly opts: { tlsOrigins?: string[]; otherSites?: string[] } = {}) {}
+
+  /**
+   * A redirect from one of `otherSites` (the IdP, say) to an origin not in it is a cross-site
+   * top-level navigation: browsers withhold SameSite=Strict cookies from it and send Lax ones.
+   */
+  private crossSite(from: string | undefined, to: string): boolean {
+    const sites = this.opts.otherSites;
+    if (!sites || from === undefined) return false;
+    return sites.includes(new URL(from).origin) !== sites.includes(new URL(to).origin);
+  }
 
   private tls(url: string): boolean {
     return this.opts.tlsOrigins?.includes(new URL(url).origin) ?? false;
@@ -49,7 +59,10 @@ export class Browser {
       history.push(current);
       const tls = this.tls(current);
       // tough-cookie treats loopback as a secure context, so Secure cookies flow as a browser would send them.
-      const cookie = await this.jar.getCookieString(current);
+      const cookie = await this.jar.getCookieString(
+        current,
+        this.crossSite(history.at(-2), current) ? { sameSiteContext: 'lax' } : {},
+      );
       const res = await request(current, {
         method: method as 'GET',
         headers: {
