@@ -240,6 +240,8 @@ describe('API routes: forwarding', () => {
     '/api/..%3b/admin',
     '/api/a/b/..#',
     '/api/%252e%252e/admin',
+    '/api/%25252e%25252e/admin',
+    '/api/%2525252e%2525252e/admin',
   ])('refuses %s with 400 before anything reaches the upstream', async (path) => {
     const before = stack.upstream.requests.length;
     const res = await rawGet(path, await cookieHeader(alice));
