@@ -83,6 +83,18 @@ async function guard<T>(op: Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Runs a MULTI and fails if any command in it failed: ioredis resolves exec() with per-command
+ * errors rather than rejecting, and a session whose index entry silently failed would be one
+ * back-channel logout cannot find.
+ */
+async function execAll(multi: ReturnType<Redis['multi']>): Promise<void> {
+  const results = await guard(multi.exec());
+  if (!results) throw storeError(new Error('MULTI aborted'));
+  const failed = results.find(([err]) => err);
+  if (failed) throw storeError(failed[0]);
+}
+
 export class RedisSessionStore implements SessionStore {
   readonly redis: ScriptedRedis;
   private readonly prefix: string;
@@ -155,7 +167,7 @@ export class RedisSessionStore implements SessionStore {
     const indexed = multi as unknown as ScriptedPipeline;
     indexed.ccIndexAdd(this.k('sub', r.sub), this.k('s', ''), key, indexTtl);
     if (r.sid) indexed.ccIndexAdd(this.k('sid', r.sid), this.k('s', ''), key, indexTtl);
-    await guard(multi.exec());
+    await execAll(multi);
   }
 
   async load(key: string, now: number): Promise<LoadedRecord | undefined> {
@@ -193,7 +205,8 @@ export class RedisSessionStore implements SessionStore {
     const keys = await guard(this.redis.smembers(indexKey));
     let destroyed = 0;
     for (const key of keys) if (await this.destroy(key)) destroyed++;
-    await guard(this.redis.del(indexKey));
+    // Only the members read above: a session indexed since then must stay findable.
+    if (keys.length) await guard(this.redis.srem(indexKey, ...keys));
     return destroyed;
   }
 

@@ -1,0 +1,61 @@
+import { RedisSessionStore } from '../src/session/redis-store.js';
+import type { NewRecord } from '../src/session/store.js';
+import { startRedis, type TestRedis } from './support/redis.js';
+
+let redis: TestRedis;
+let store: RedisSessionStore;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  store = new RedisSessionStore(redis.url);
+  await store.ready();
+});
+afterAll(async () => {
+  await store?.close();
+  await redis?.stop();
+});
+
+const record = (sub: string, sid?: string): NewRecord => {
+  const now = Date.now();
+  return { createdAt: now, absoluteExpiresAt: now + 60_000, idleMs: 60_000, data: 'd', tokens: 't', sub, sid };
+};
+
+describe('indexes for back-channel logout', () => {
+  test('a session created while a logout for its user runs stays findable by the next logout', async () => {
+    await store.create('a1', record('user-a', 'sid-a'));
+    await store.create('a2', record('user-a'));
+    const destroy = store.destroy.bind(store);
+    let created = false;
+    // Interleave deterministically: the new login lands between reading the index and the deletes.
+    store.destroy = async (key) => {
+      if (!created) {
+        created = true;
+        await store.create('a3', record('user-a'));
+      }
+      return destroy(key);
+    };
+    try {
+      expect(await store.destroyIndexed('sub', 'user-a')).toBe(2);
+    } finally {
+      store.destroy = destroy;
+    }
+    expect(created).toBe(true);
+    expect(await store.load('a3', Date.now())).toBeDefined();
+    expect(await store.destroyIndexed('sub', 'user-a')).toBe(1);
+    expect(await store.load('a3', Date.now())).toBeUndefined();
+  });
+
+  test('destroying by sid removes the session from its sub index too', async () => {
+    await store.create('b1', record('user-b', 'sid-b'));
+    expect(await store.destroyIndexed('sid', 'sid-b')).toBe(1);
+    expect(await store.redis.smembers('coatcheck:sub:user-b')).toEqual([]);
+    expect(await store.destroyIndexed('sub', 'user-b')).toBe(0);
+  });
+
+  test('a failed command inside the create MULTI fails the create instead of leaving an unindexed session', async () => {
+    // A sub index key of the wrong type makes SADD inside the index script fail, as a failover's
+    // missing script or an OOM would: the login must see an error, not succeed half-written.
+    await store.redis.set('coatcheck:sub:user-c', 'not-a-set');
+    await expect(store.create('c1', record('user-c'))).rejects.toMatchObject({ code: 'store_unavailable' });
+  });
+});
