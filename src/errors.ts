@@ -19,6 +19,10 @@ export const ERRORS = {
   session_expired: { status: 401, message: 'The session has ended. Log in again.' },
   csrf_header_missing: { status: 403, message: 'This endpoint requires the header X-CSRF: 1.' },
   not_found: { status: 404, message: 'Not found.' },
+  method_not_allowed: {
+    status: 405,
+    message: 'API routes accept GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS.',
+  },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   internal_error: { status: 500, message: 'Something went wrong in coatcheck.' },
   upstream_unreachable: { status: 502, message: 'The API could not be reached.' },

@@ -135,6 +135,11 @@ describe('API routes: forwarding', () => {
         'X-Forwarded-Host: evil.example',
         'X-Forwarded-Prefix: /evil',
         'X-Real-IP: 1.2.3.4',
+        'X-Original-URL: /admin',
+        'X-Rewrite-URL: /admin',
+        'X-HTTP-Method-Override: DELETE',
+        'X-HTTP-Method: DELETE',
+        'X-Method-Override: DELETE',
       ].join('\r\n'),
     );
     expect(res.status).toBe(200);
@@ -151,9 +156,29 @@ describe('API routes: forwarding', () => {
     expect(got.forwarded).toBeUndefined();
     expect(got['x-real-ip']).toBeUndefined();
     expect(got['x-forwarded-prefix']).toBeUndefined();
+    for (const name of [
+      'x-original-url',
+      'x-rewrite-url',
+      'x-http-method-override',
+      'x-http-method',
+      'x-method-override',
+    ])
+      expect(got[name]).toBeUndefined();
     expect(got['x-forwarded-for']).toBe('127.0.0.1');
     expect(got['x-forwarded-host']).toBe(new URL(stack.bff.url).host);
   });
+
+  test.each(['TRACE', 'PROPFIND', 'SEARCH'])(
+    '%s gets 405 JSON with Allow, and never reaches the upstream',
+    async (method) => {
+      const before = stack.upstream.requests.length;
+      const page = await alice.go(`${stack.bff.url}/api/things`, { method, headers: csrf });
+      expect(page.status).toBe(405);
+      expect(page.headers.allow).toBe('GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
+      expect(JSON.parse(page.text)).toMatchObject({ error: 'method_not_allowed' });
+      expect(stack.upstream.requests.length).toBe(before);
+    },
+  );
 
   test.each(['POST', 'PUT', 'PATCH', 'DELETE'])('%s keeps method, body and content type', async (method) => {
     const body = JSON.stringify({ hello: 'world', method });

@@ -12,6 +12,13 @@ import { upstreamRequestHeaders } from './headers.js';
 import { compileRoutes, type RouteMatch } from './routes.js';
 import { isSafePath } from './safe-path.js';
 
+/**
+ * The methods a SPA's fetch can usefully send. TRACE above all stays out: an upstream that answers
+ * it echoes the request, Authorization header and access token included.
+ */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const ALLOW = [...METHODS].join(', ');
+
 /** Express's `trust proxy` setting as the function Express would compile from it. */
 function compileTrust(value: boolean | number | string): (addr: string, hop: number) => boolean {
   if (value === true) return () => true;
@@ -43,6 +50,10 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     path: string,
     found: RouteMatch,
   ): Promise<void> {
+    if (!METHODS.has(req.method ?? '')) {
+      res.setHeader('Allow', ALLOW);
+      throw new BffError('method_not_allowed');
+    }
     if (!isSafePath(path)) throw new BffError('invalid_path');
     if (!hasCsrfHeader(req)) throw new BffError('csrf_header_missing');
     // The same rule as secureCookies(): https here, via a trusted proxy, or by the public URL.

@@ -24,6 +24,13 @@ const NOT_FORWARDED = new Set([
   'x-forwarded-port',
   'x-forwarded-prefix',
   'x-real-ip',
+  // Some frameworks take the path or method from these, which would route around an upstream's
+  // own rules for what the browser actually asked.
+  'x-original-url',
+  'x-rewrite-url',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
 ]);
 
 const HOP_BY_HOP_RESPONSE = new Set([
