@@ -166,3 +166,11 @@ test('trust proxy accepts true, false, hop counts and subnet lists', () => {
     'loopback, 10.0.0.0/8',
   );
 });
+
+test('a SPA dev server is refused when NODE_ENV=production, and allowed otherwise', () => {
+  const dev = { ...valid, BFF_SPA_DEV_SERVER: 'http://localhost:5173' };
+  expect(problems({ ...dev, NODE_ENV: 'production' })).toEqual([
+    'BFF_SPA_DEV_SERVER: is for development and is refused when NODE_ENV=production',
+  ]);
+  expect(loadConfig({ ...dev, NODE_ENV: 'development' }).spaDevServer).toBe('http://localhost:5173');
+});

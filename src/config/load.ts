@@ -128,6 +128,10 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     }
   }
 
+  // A dev server has no CSP and its own history of path-traversal bugs: never in front of users.
+  if (env.BFF_SPA_DEV_SERVER && rawEnv.NODE_ENV === 'production') {
+    problems.push('BFF_SPA_DEV_SERVER: is for development and is refused when NODE_ENV=production');
+  }
   if (env.BFF_STATIC_DIR && env.BFF_SPA_DEV_SERVER) {
     problems.push(
       'BFF_STATIC_DIR: cannot be combined with BFF_SPA_DEV_SERVER; serve a build or a dev server, not both',
