@@ -17,7 +17,15 @@ afterAll(async () => {
 
 const record = (sub: string, sid?: string): NewRecord => {
   const now = Date.now();
-  return { createdAt: now, absoluteExpiresAt: now + 60_000, idleMs: 60_000, data: 'd', tokens: 't', sub, sid };
+  return {
+    createdAt: now,
+    absoluteExpiresAt: now + 60_000,
+    idleMs: 60_000,
+    data: 'd',
+    tokens: 't',
+    sub,
+    sid,
+  };
 };
 
 describe('indexes for back-channel logout', () => {
