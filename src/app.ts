@@ -21,6 +21,7 @@ import { spaStatic } from './http/spa-static.js';
 import { devServerProxy } from './proxy/dev-server.js';
 import { apiProxy } from './proxy/handler.js';
 import { requireCsrfHeader } from './security/csrf.js';
+import { SessionCache } from './session/cache.js';
 import { TokenRefresher, type RefreshHooks } from './session/refresh.js';
 import { Sessions } from './session/sessions.js';
 import type { SessionStore } from './session/store.js';
@@ -67,6 +68,10 @@ export function createApp(config: Config, deps: AppDeps): App {
     oidc: deps.oidc,
     sessions,
     refresher,
+    sessionCache:
+      config.sessionCacheTtlMs > 0 && deps.store.invalidations
+        ? new SessionCache(deps.store.invalidations, config.sessionCacheTtlMs)
+        : undefined,
     upstream:
       deps.upstream ??
       new Agent({

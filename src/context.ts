@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici';
 import type { Config } from './config/load.js';
 import type { Logger } from './log.js';
 import type { OidcClient } from './oidc/client.js';
+import type { SessionCache } from './session/cache.js';
 import type { TokenRefresher } from './session/refresh.js';
 import type { Sessions } from './session/sessions.js';
 
@@ -11,6 +12,8 @@ export interface AppContext {
   readonly oidc: OidcClient;
   readonly sessions: Sessions;
   readonly refresher: TokenRefresher;
+  /** The API path's process-local session cache; absent with the memory store or BFF_SESSION_CACHE_TTL=0. */
+  readonly sessionCache: SessionCache | undefined;
   readonly upstream: Dispatcher;
   readonly log: Logger;
   readonly now: () => number;

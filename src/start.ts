@@ -45,6 +45,12 @@ export async function startCoatcheck(config: Config, log: Logger): Promise<Coatc
   }
 
   const app = createApp(config, { oidc, store, log });
+  if (app.context.sessionCache) {
+    log.info(
+      { ttlSeconds: config.sessionCacheTtlMs / 1000 },
+      'session cache on: API calls reuse a session read within the TTL; changes arrive over Redis pub/sub',
+    );
+  }
   const running = await listen(app, config.port, config.host, log);
   const upgrades = config.spaDevServer ? attachDevServerUpgrades(running.server, config, log) : undefined;
   log.info({ port: running.port, host: config.host, publicUrl: config.publicUrl }, 'coatcheck listening');

@@ -174,3 +174,22 @@ test('a SPA dev server is refused when NODE_ENV=production, and allowed otherwis
   ]);
   expect(loadConfig({ ...dev, NODE_ENV: 'development' }).spaDevServer).toBe('http://localhost:5173');
 });
+
+test('the session cache TTL: default 5 s, 0 turns it off, and it must be shorter than the idle timeout', () => {
+  expect(loadConfig(valid).sessionCacheTtlMs).toBe(5000);
+  expect(loadConfig({ ...valid, BFF_SESSION_CACHE_TTL: '0' }).sessionCacheTtlMs).toBe(0);
+  expect(problems({ ...valid, BFF_SESSION_CACHE_TTL: '-1' })).toEqual([
+    'BFF_SESSION_CACHE_TTL: must not be negative',
+  ]);
+  expect(
+    problems({
+      ...valid,
+      BFF_SESSION_IDLE_TIMEOUT: '60',
+      BFF_SESSION_CACHE_TTL: '60',
+      BFF_SESSION_ABSOLUTE_TIMEOUT: '30',
+    }),
+  ).toEqual([
+    'BFF_SESSION_IDLE_TIMEOUT: must not be longer than BFF_SESSION_ABSOLUTE_TIMEOUT',
+    'BFF_SESSION_CACHE_TTL: must be shorter than BFF_SESSION_IDLE_TIMEOUT',
+  ]);
+});

@@ -33,6 +33,8 @@ export interface Config {
   readonly absoluteTimeoutMs: number;
   readonly refreshSkewMs: number;
   readonly refreshLockTtlMs: number;
+  /** How long the API path may answer from this process's copy of a session; 0 turns the cache off. */
+  readonly sessionCacheTtlMs: number;
   readonly upstreamTimeoutMs: number;
   /** A built SPA to serve, with index.html as the fallback for client-side routes. */
   readonly staticDir: string | undefined;
@@ -143,9 +145,15 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
   if (problems.length > 0 || !parsed.success) throw new ConfigError([...new Set(problems)]);
   const e = parsed.data;
 
+  const relations: string[] = [];
   if (e.BFF_SESSION_IDLE_TIMEOUT > e.BFF_SESSION_ABSOLUTE_TIMEOUT) {
-    throw new ConfigError(['BFF_SESSION_IDLE_TIMEOUT: must not be longer than BFF_SESSION_ABSOLUTE_TIMEOUT']);
+    relations.push('BFF_SESSION_IDLE_TIMEOUT: must not be longer than BFF_SESSION_ABSOLUTE_TIMEOUT');
   }
+  // A cache hit does not slide the idle timeout in Redis; a load at least once per cache TTL does.
+  if (e.BFF_SESSION_CACHE_TTL >= e.BFF_SESSION_IDLE_TIMEOUT) {
+    relations.push('BFF_SESSION_CACHE_TTL: must be shorter than BFF_SESSION_IDLE_TIMEOUT');
+  }
+  if (relations.length) throw new ConfigError(relations);
 
   const publicUrl = e.BFF_PUBLIC_URL.replace(/\/+$/, '');
   const basePath = new URL(publicUrl).pathname.replace(/\/+$/, '');
@@ -185,6 +193,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     absoluteTimeoutMs: e.BFF_SESSION_ABSOLUTE_TIMEOUT,
     refreshSkewMs: e.BFF_REFRESH_SKEW,
     refreshLockTtlMs: e.BFF_REFRESH_LOCK_TTL,
+    sessionCacheTtlMs: e.BFF_SESSION_CACHE_TTL,
     upstreamTimeoutMs: e.BFF_UPSTREAM_TIMEOUT,
     staticDir: e.BFF_STATIC_DIR ? resolve(e.BFF_STATIC_DIR) : undefined,
     spaDevServer: e.BFF_SPA_DEV_SERVER?.replace(/\/+$/, ''),

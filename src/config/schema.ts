@@ -128,6 +128,11 @@ export const envSchema = z.object({
     .default(30)
     .transform((s) => Math.round(s * 1000)),
   BFF_REFRESH_LOCK_TTL: seconds(5),
+  BFF_SESSION_CACHE_TTL: z.coerce
+    .number({ message: 'must be a number of seconds' })
+    .min(0, 'must not be negative')
+    .default(5)
+    .transform((s) => Math.round(s * 1000)),
   BFF_UPSTREAM_TIMEOUT: seconds(30),
   BFF_STATIC_DIR: z.string().min(1).optional(),
   BFF_SPA_DEV_SERVER: httpUrl.optional(),

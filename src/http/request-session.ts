@@ -37,6 +37,30 @@ export async function sessionFromCookie(
   return id ? ctx.sessions.load(id, ctx.now()) : undefined;
 }
 
+/**
+ * sessionFromCookie through the session cache, for the API path: a hit costs no Redis round trip,
+ * no signature check and no decryption.
+ */
+export async function cachedSessionFromCookie(
+  ctx: AppContext,
+  cookieHeader: string | undefined,
+  secure: boolean,
+): Promise<Session | undefined> {
+  const cache = ctx.sessionCache;
+  if (!cache) return sessionFromCookie(ctx, cookieHeader, secure);
+  const signed = readCookie(cookieHeader, cookieName(SESSION_COOKIE, secure));
+  if (!signed) return undefined;
+  const now = ctx.now();
+  const hit = cache.get(signed, now);
+  if (hit) return hit;
+  const begun = cache.begin();
+  const id = unsignValue(signed, ctx.config.sessionSecrets);
+  if (!id) return undefined;
+  const session = await ctx.sessions.load(id, now);
+  if (session) cache.put(signed, session, now, begun);
+  return session;
+}
+
 /** The storage key of the session this request's cookie names, without loading it. */
 export function sessionKeyFromCookie(ctx: AppContext, req: Request): string | undefined {
   const id = unsignValue(

@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { BffError } from '../errors.js';
-import type { LoadedRecord, NewRecord, SessionStore, TokenRecord } from './store.js';
+import type { InvalidationFeed, LoadedRecord, NewRecord, SessionStore, TokenRecord } from './store.js';
 
 // Read, check both timeouts and slide the idle one in one round trip: the proxy path pays one Redis call.
 // Timeouts are checked against the caller's clock as well as by Redis TTLs, so expiry is exact to the request.
@@ -20,9 +20,12 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return {v[1], v[3], v[4], v[5], v[6], tostring(now + ttl)}
 `;
 
+// Every change to a live session is published (ARGV[4] is the channel, ARGV[5] the storage key) in
+// the same script that makes it, so no replica's cache can miss a change that happened.
 const WRITE_TOKENS = `
 if redis.call('HGET', KEYS[1], 'v') == ARGV[1] then
   redis.call('HSET', KEYS[1], 't', ARGV[2], 'v', ARGV[3])
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
   return 1
 end
 return 0
@@ -34,6 +37,7 @@ local v = redis.call('HMGET', KEYS[1], 'u', 'd')
 local n = redis.call('DEL', KEYS[1], KEYS[2])
 if v[1] then redis.call('SREM', ARGV[1] .. 'sub:' .. v[1], ARGV[2]) end
 if v[2] and v[2] ~= '' then redis.call('SREM', ARGV[1] .. 'sid:' .. v[2], ARGV[2]) end
+redis.call('PUBLISH', ARGV[3], ARGV[2])
 return n
 `;
 
@@ -60,8 +64,15 @@ return 0
 
 interface ScriptedRedis extends Redis {
   ccLoad(key: string, now: number): Promise<string[] | null>;
-  ccWriteTokens(key: string, expected: number, tokens: string, next: number): Promise<number>;
-  ccDestroy(key: string, lockKey: string, prefix: string, id: string): Promise<number>;
+  ccWriteTokens(
+    key: string,
+    expected: number,
+    tokens: string,
+    next: number,
+    channel: string,
+    id: string,
+  ): Promise<number>;
+  ccDestroy(key: string, lockKey: string, prefix: string, id: string, channel: string): Promise<number>;
   ccRenewLock(key: string, owner: string, ttlMs: number): Promise<number>;
   ccReleaseLock(key: string, owner: string): Promise<number>;
 }
@@ -98,9 +109,13 @@ async function execAll(multi: ReturnType<Redis['multi']>): Promise<void> {
 export class RedisSessionStore implements SessionStore {
   readonly redis: ScriptedRedis;
   private readonly prefix: string;
+  /** Where every session change is published, for the caches of all replicas. */
+  private readonly channel: string;
+  private feed: RedisInvalidationFeed | undefined;
 
   constructor(url: string, options: { prefix?: string; redis?: RedisOptions } = {}) {
     this.prefix = options.prefix ?? 'coatcheck:';
+    this.channel = `${this.prefix}invalidate`;
     this.redis = new Redis(url, {
       // Fail fast while Redis is away: a queued command would hold the browser's request hostage.
       enableOfflineQueue: false,
@@ -190,13 +205,22 @@ export class RedisSessionStore implements SessionStore {
 
   async writeTokens(key: string, expectedVersion: number, tokens: string): Promise<boolean> {
     const ok = await guard(
-      this.redis.ccWriteTokens(this.k('s', key), expectedVersion, tokens, expectedVersion + 1),
+      this.redis.ccWriteTokens(
+        this.k('s', key),
+        expectedVersion,
+        tokens,
+        expectedVersion + 1,
+        this.channel,
+        key,
+      ),
     );
     return ok === 1;
   }
 
   async destroy(key: string): Promise<boolean> {
-    const n = await guard(this.redis.ccDestroy(this.k('s', key), this.k('l', key), this.prefix, key));
+    const n = await guard(
+      this.redis.ccDestroy(this.k('s', key), this.k('l', key), this.prefix, key, this.channel),
+    );
     return n > 0;
   }
 
@@ -242,11 +266,83 @@ export class RedisSessionStore implements SessionStore {
     await guard(this.redis.ping());
   }
 
+  /** Subscribes on first use: a process without a session cache never holds the extra connection. */
+  get invalidations(): InvalidationFeed {
+    this.feed ??= new RedisInvalidationFeed(this.redis.duplicate({ autoResubscribe: false }), this.channel);
+    return this.feed;
+  }
+
   async close(): Promise<void> {
+    this.feed?.close();
     try {
       await this.redis.quit();
     } catch {
       this.redis.disconnect();
     }
+  }
+}
+
+/**
+ * The invalidation channel on its own connection (a subscribed connection can do nothing else).
+ * Pub/sub delivers at most once, so whatever interrupts the subscription (a disconnect, a Redis
+ * restart) makes the feed not live and tells listeners to forget everything; it is live again
+ * only once the subscription is confirmed on the new connection.
+ */
+class RedisInvalidationFeed implements InvalidationFeed {
+  private listeners: ((key: string | undefined) => void)[] = [];
+  private isLive = false;
+  private closed = false;
+  private waiting: (() => void)[] = [];
+
+  constructor(
+    private readonly sub: Redis,
+    private readonly channel: string,
+  ) {
+    sub.on('error', () => {
+      // Reconnects by itself; until then the feed is not live and caches are bypassed.
+    });
+    sub.on('message', (_channel: string, key: string) => this.emit(key));
+    const down = (): void => {
+      if (!this.isLive) return;
+      this.isLive = false;
+      this.emit(undefined);
+    };
+    sub.on('close', down);
+    sub.on('reconnecting', down);
+    sub.on('end', down);
+    sub.on('ready', () => {
+      sub.subscribe(this.channel).then(
+        () => {
+          if (this.closed || sub.status !== 'ready') return;
+          // Anything cached before this point may have missed a message: start clean.
+          this.emit(undefined);
+          this.isLive = true;
+          for (const resolve of this.waiting.splice(0)) resolve();
+        },
+        () => sub.disconnect(true),
+      );
+    });
+  }
+
+  get live(): boolean {
+    return this.isLive;
+  }
+
+  onInvalidate(listener: (key: string | undefined) => void): void {
+    this.listeners.push(listener);
+  }
+
+  whenLive(): Promise<void> {
+    return this.isLive ? Promise.resolve() : new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private emit(key: string | undefined): void {
+    for (const listener of this.listeners) listener(key);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.isLive = false;
+    this.sub.disconnect();
   }
 }

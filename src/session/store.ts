@@ -29,7 +29,19 @@ export interface TokenRecord {
   readonly version: number;
 }
 
+/** Tells a process-local session cache when a session changed anywhere, so it can drop its copy. */
+export interface InvalidationFeed {
+  /** True while every change is being received; a cache must not answer from memory otherwise. */
+  readonly live: boolean;
+  /** key: the storage key of a session that changed or ended; undefined: forget everything. */
+  onInvalidate(listener: (key: string | undefined) => void): void;
+  /** Resolves once live (start-up and tests). */
+  whenLive(): Promise<void>;
+}
+
 export interface SessionStore {
+  /** Present when the store can tell other processes' caches about changes (Redis pub/sub). */
+  readonly invalidations?: InvalidationFeed;
   create(key: string, record: NewRecord): Promise<void>;
   /** Reads the record and slides its idle expiry in one round trip; undefined when gone or expired. */
   load(key: string, now: number): Promise<LoadedRecord | undefined>;

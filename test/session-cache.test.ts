@@ -1,0 +1,199 @@
+import { Redis } from 'ioredis';
+import { request } from 'undici';
+import { SessionCache } from '../src/session/cache.js';
+import { RedisSessionStore } from '../src/session/redis-store.js';
+import type { Session } from '../src/session/sessions.js';
+import type { InvalidationFeed } from '../src/session/store.js';
+import { Browser } from './support/browser.js';
+import { waitFor } from './support/ports.js';
+import { startStack, type Stack } from './support/stack.js';
+
+const csrf = { 'x-csrf': '1' };
+let stack: Stack;
+let redis: Redis;
+
+function feedOf(instance: number): InvalidationFeed {
+  const store = stack.bffs[instance]!.store;
+  if (!(store instanceof RedisSessionStore)) throw new Error('these tests need the Redis store');
+  return store.invalidations;
+}
+
+beforeAll(async () => {
+  stack = await startStack({ instances: 2 });
+  redis = new Redis(stack.redis!.url);
+  await Promise.all([feedOf(0).whenLive(), feedOf(1).whenLive()]);
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await stack?.close();
+});
+
+/**
+ * Scripts Redis has run so far: a session load is one (EVALSHA, or EVAL the first time a
+ * connection meets the script), and nothing else runs one on these tests' API calls.
+ */
+async function loads(): Promise<number> {
+  const stats = await redis.info('commandstats');
+  const calls = (cmd: string): number =>
+    Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+  return calls('eval') + calls('evalsha');
+}
+
+/** An API call through one replica with a given Cookie header, as a browser that kept an old cookie would. */
+async function api(instance: number, cookie: string, path = '/api/x'): Promise<number> {
+  const res = await request(`${stack.bffs[instance]!.url}${path}`, { headers: { ...csrf, cookie } });
+  await res.body.dump();
+  return res.statusCode;
+}
+
+async function loggedIn(): Promise<{ b: Browser; cookie: string }> {
+  const b = new Browser();
+  await b.login(stack.bffs[0]!.url);
+  return { b, cookie: await b.jar.getCookieString(stack.bffs[0]!.url) };
+}
+
+test('steady state: repeated API calls of a session cost one Redis round trip, then none', async () => {
+  const { cookie } = await loggedIn();
+  const before = await loads();
+  for (let i = 0; i < 20; i++) expect(await api(1, cookie)).toBe(200);
+  expect((await loads()) - before).toBe(1);
+});
+
+test('a logout through one replica ends the session on another at once, though it had it cached', async () => {
+  const { b, cookie } = await loggedIn();
+  expect(await api(1, cookie)).toBe(200);
+  const cached = await loads();
+  expect(await api(1, cookie)).toBe(200);
+  expect(await loads()).toBe(cached);
+
+  const user = JSON.parse((await b.go(`${stack.bffs[0]!.url}/bff/user`, { headers: csrf })).text) as {
+    logoutUrl: string;
+  };
+  expect((await b.go(`${stack.bffs[0]!.url}${user.logoutUrl}`, { follow: false })).status).toBe(302);
+  // No wait, no poll: the very next call on the other replica is refused.
+  expect(await api(1, cookie)).toBe(401);
+});
+
+test('a back-channel logout from the IdP ends a session another replica had cached, at once', async () => {
+  const { b, cookie } = await loggedIn();
+  expect(await api(1, cookie)).toBe(200);
+  const delivered = stack.idp.counters.backchannelSuccess;
+  const confirm = await b.go(`${stack.idp.issuer}/session/end`);
+  await b.submitForm(confirm.url, confirm.text, /<form id="op.logoutForm"[\s\S]*?<\/form>/, {
+    logout: 'yes',
+  });
+  await waitFor(
+    () => (stack.idp.counters.backchannelSuccess > delivered ? true : undefined),
+    5000,
+    'back-channel delivery',
+  );
+  expect(await api(1, cookie)).toBe(401);
+});
+
+test('tokens written by one replica are used by another at once', async () => {
+  const { b, cookie } = await loggedIn();
+  expect(await api(1, cookie)).toBe(200);
+  const session = (await stack.sessionOf(b))!;
+  const rotated = { ...session.tokens, accessToken: 'rotated-by-another-replica' };
+  expect(await stack.bffs[0]!.app.context.sessions.writeTokens(session, session.version, rotated)).toBe(true);
+  expect(await api(1, cookie)).toBe(200);
+  expect(stack.upstream.requests.at(-1)!.headers.authorization).toBe('Bearer rotated-by-another-replica');
+});
+
+test('an interrupted subscription empties the cache: a change it could have missed is seen once it is back', async () => {
+  const { b, cookie } = await loggedIn();
+  expect(await api(1, cookie)).toBe(200);
+  const session = (await stack.sessionOf(b))!;
+  // A change no replica hears about (made behind coatcheck's back): the cache alone cannot know.
+  await redis.del(`coatcheck:s:${session.key}`);
+  const reset = new Promise<void>((resolve) => feedOf(1).onInvalidate((key) => key ?? resolve()));
+  await redis.client('KILL', 'TYPE', 'pubsub');
+  await reset;
+  // Back to live, the entry from before must be gone, not answered as if nothing had happened.
+  await feedOf(1).whenLive();
+  expect(await api(1, cookie)).toBe(401);
+  // And it caches again once live.
+  const again = await loggedIn();
+  expect(await api(1, again.cookie)).toBe(200);
+  const before = await loads();
+  expect(await api(1, again.cookie)).toBe(200);
+  expect(await loads()).toBe(before);
+});
+
+test('BFF_SESSION_CACHE_TTL=0 turns the cache off', async () => {
+  const off = await startStack({ env: { BFF_SESSION_CACHE_TTL: '0' } });
+  try {
+    expect(off.bff.app.context.sessionCache).toBeUndefined();
+  } finally {
+    await off.close();
+  }
+});
+
+describe('SessionCache rules', () => {
+  class Feed implements InvalidationFeed {
+    live = true;
+    private listeners: ((key: string | undefined) => void)[] = [];
+    onInvalidate(listener: (key: string | undefined) => void): void {
+      this.listeners.push(listener);
+    }
+    whenLive(): Promise<void> {
+      return Promise.resolve();
+    }
+    send(key: string | undefined): void {
+      for (const l of this.listeners) l(key);
+    }
+  }
+  const session = (key: string, expiresAt = 10_000): Session =>
+    ({ id: `id-${key}`, key, expiresAt }) as unknown as Session;
+
+  test('answers within its TTL and the session’s own expiry, and not after', () => {
+    const cache = new SessionCache(new Feed(), 1000);
+    cache.put('c', session('k', 1500), 0, cache.begin());
+    expect(cache.get('c', 999)?.key).toBe('k');
+    expect(cache.get('c', 1000)).toBeUndefined();
+    cache.put('d', session('k2', 500), 0, cache.begin());
+    expect(cache.get('d', 500)).toBeUndefined();
+  });
+
+  test('does not keep a load that raced with an invalidation', () => {
+    const feed = new Feed();
+    const cache = new SessionCache(feed, 1000);
+    const begun = cache.begin();
+    feed.send('k');
+    cache.put('c', session('k'), 0, begun);
+    expect(cache.get('c', 1)).toBeUndefined();
+  });
+
+  test('answers nothing and keeps nothing while the feed is not live', () => {
+    const feed = new Feed();
+    const cache = new SessionCache(feed, 1000);
+    cache.put('c', session('k'), 0, cache.begin());
+    feed.live = false;
+    expect(cache.get('c', 1)).toBeUndefined();
+    cache.put('d', session('k2'), 0, cache.begin());
+    feed.live = true;
+    expect(cache.get('d', 1)).toBeUndefined();
+  });
+
+  test('drops every cookie of an invalidated session, and everything on a reset', () => {
+    const feed = new Feed();
+    const cache = new SessionCache(feed, 1000);
+    cache.put('a', session('k'), 0, cache.begin());
+    cache.put('b', session('k'), 0, cache.begin());
+    cache.put('c', session('other'), 0, cache.begin());
+    feed.send('k');
+    expect(cache.get('a', 1)).toBeUndefined();
+    expect(cache.get('b', 1)).toBeUndefined();
+    expect(cache.get('c', 1)?.key).toBe('other');
+    feed.send(undefined);
+    expect(cache.size).toBe(0);
+  });
+
+  test('holds at most maxEntries, dropping the oldest', () => {
+    const cache = new SessionCache(new Feed(), 1000, 2);
+    for (const k of ['a', 'b', 'c']) cache.put(k, session(k), 0, cache.begin());
+    expect(cache.size).toBe(2);
+    expect(cache.get('a', 1)).toBeUndefined();
+    expect(cache.get('c', 1)?.key).toBe('c');
+  });
+});
