@@ -14,7 +14,7 @@ import { BffError } from './errors.js';
 import { errorHandler } from './http/error-handler.js';
 import { requestLog } from './http/request-log.js';
 import { helmetOptions } from './http/security-headers.js';
-import type { Logger } from './log.js';
+import { createAccessLogger, type Logger } from './log.js';
 import type { OidcClient } from './oidc/client.js';
 import { refreshTokens } from './oidc/tokens.js';
 import { spaStatic } from './http/spa-static.js';
@@ -79,6 +79,7 @@ export function createApp(config: Config, deps: AppDeps): App {
         connect: { timeout: Math.min(config.upstreamTimeoutMs, 10_000) },
       }),
     log: deps.log,
+    accessLog: createAccessLogger(deps.log),
     now,
   };
 
@@ -87,7 +88,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   app.set('etag', false);
   app.set('trust proxy', config.trustProxy);
   app.use(helmet(helmetOptions(config)));
-  app.use(requestLog(deps.log));
+  app.use(requestLog(ctx.accessLog));
 
   const router = express.Router({ caseSensitive: true });
   router.get('/healthz', healthz);

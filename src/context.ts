@@ -16,5 +16,7 @@ export interface AppContext {
   readonly sessionCache: SessionCache | undefined;
   readonly upstream: Dispatcher;
   readonly log: Logger;
+  /** The per-request lines only: the same stream, no redaction (see createAccessLogger). */
+  readonly accessLog: Logger;
   readonly now: () => number;
 }

@@ -90,7 +90,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     const found = match(path);
     if (!found) return false;
     for (const [name, value] of headers) res.setHeader(name, value);
-    const id = logRequest(log, req, res);
+    const id = logRequest(ctx.accessLog, req, res);
     handle(req, res, path, found).catch((err: unknown) => sendJsonError(log, err, res, id));
     return true;
   };
