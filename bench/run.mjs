@@ -2,7 +2,7 @@
 // writes bench/results/latest.{json,md}. Nothing is started by hand; nothing here runs in npm test.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +70,8 @@ async function waitForPort(port, what) {
     await delay(50);
   }
 }
+
+const tmpDirs = [];
 
 function start(cmd, args, env = {}, what = cmd) {
   const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -140,27 +142,37 @@ async function totalCommands(redis) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function measure(name, url, headers) {
-  await wrk(url, headers, WARMUP);
-  const runs = [];
-  for (let i = 0; i < REPEAT; i++) runs.push(await wrk(url, headers, DURATION));
-  const pick = (k) => median(runs.map((r) => r[k]));
-  const result = {
-    name,
-    rps: pick('rps'),
-    rpsMin: Math.min(...runs.map((r) => r.rps)),
-    rpsMax: Math.max(...runs.map((r) => r.rps)),
-    p50: pick('p50'),
-    p99: pick('p99'),
-    p999: pick('p999'),
-    errors: runs.reduce((a, r) => a + r.errors, 0),
-    requests: runs.reduce((a, r) => a + r.requests, 0),
-    runs,
-  };
-  console.log(
-    `${name.padEnd(22)} ${result.rps.toFixed(0).padStart(7)} req/s (${result.rpsMin.toFixed(0)}–${result.rpsMax.toFixed(0)})  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  p99.9 ${result.p999.toFixed(2)} ms  errors ${result.errors}`,
-  );
-  return result;
+/**
+ * Runs every target REPEAT times, interleaved (a, b, c, d, a, b, c, d, ...) rather than one
+ * target's runs back to back: on a shared VM, throughput drifts over minutes and earlier targets
+ * leave the machine in another state, and interleaving spreads both over all targets alike.
+ */
+async function measureAll(list) {
+  for (const [, url, headers] of list) await wrk(url, headers, WARMUP);
+  const runs = list.map(() => []);
+  for (let i = 0; i < REPEAT; i++) {
+    for (const [j, [, url, headers]] of list.entries()) runs[j].push(await wrk(url, headers, DURATION));
+  }
+  return list.map(([name], j) => {
+    const mine = runs[j];
+    const pick = (k) => median(mine.map((r) => r[k]));
+    const result = {
+      name,
+      rps: pick('rps'),
+      rpsMin: Math.min(...mine.map((r) => r.rps)),
+      rpsMax: Math.max(...mine.map((r) => r.rps)),
+      p50: pick('p50'),
+      p99: pick('p99'),
+      p999: pick('p999'),
+      errors: mine.reduce((a, r) => a + r.errors, 0),
+      requests: mine.reduce((a, r) => a + r.requests, 0),
+      runs: mine,
+    };
+    console.log(
+      `${name.padEnd(22)} ${result.rps.toFixed(0).padStart(7)} req/s (${result.rpsMin.toFixed(0)}–${result.rpsMax.toFixed(0)})  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  p99.9 ${result.p999.toFixed(2)} ms  errors ${result.errors}`,
+    );
+    return result;
+  });
 }
 
 function nginxConfig(dir, port, upstreamPort) {
@@ -194,6 +206,7 @@ async function main() {
   const ports = {};
   for (const k of ['redis', 'upstream', 'nginx', 'naive', 'coatcheck']) ports[k] = await freePort();
   const tmp = mkdtempSync(join(tmpdir(), 'coatcheck-bench-'));
+  tmpDirs.push(tmp);
   const redisUrl = `redis://127.0.0.1:${ports.redis}`;
 
   start(
@@ -343,9 +356,9 @@ async function main() {
   console.log(
     `\n1 KB responses, ${CONNECTIONS} connections, ${REPEAT} × ${DURATION}s after a ${WARMUP}s warm-up`,
   );
-  for (const [name, url, headers] of targets('small')) results.small.push(await measure(name, url, headers));
+  results.small = await measureAll(targets('small'));
   console.log(`\n100 KB responses`);
-  for (const [name, url, headers] of targets('large')) results.large.push(await measure(name, url, headers));
+  results.large = await measureAll(targets('large'));
   const rssAfter = rssMb(coatcheck.pid);
 
   // One connection: latency is the service time of each hop, not queueing behind 63 other requests
@@ -475,7 +488,7 @@ function markdown(r) {
   return `# coatcheck benchmark
 
 ${r.machine.date.slice(0, 10)} on ${r.machine.cores} × ${r.machine.cpu}, ${r.machine.memoryGb} GB, Node ${r.machine.node}, ${r.machine.nginx}.
-Everything (wrk, upstream, Redis, the proxies) shares the same cores. wrk -t1 -c${r.settings.connections}, ${r.settings.repeat} runs of ${r.settings.durationS} s after a ${r.settings.warmupS} s warm-up; median shown with the spread of the runs. nginx runs one worker (coatcheck is one Node process); coatcheck logs at \`${r.settings.coatcheckLogLevel}\`; nginx's access log is off.
+Everything (wrk, upstream, Redis, the proxies) shares the same cores. wrk -t1 -c${r.settings.connections}, ${r.settings.repeat} runs of ${r.settings.durationS} s per target after a ${r.settings.warmupS} s warm-up, the targets' runs interleaved; median shown with the spread of the runs. nginx runs one worker (coatcheck is one Node process); coatcheck logs at \`${r.settings.coatcheckLogLevel}\`; nginx's access log is off.
 
 ## 1 KB JSON
 ${table(r.results.small)}
@@ -512,5 +525,6 @@ try {
     c.kill('SIGTERM');
   }
   await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : undefined)));
+  for (const dir of tmpDirs) rmSync(dir, { recursive: true, force: true });
 }
 process.exit(0);
