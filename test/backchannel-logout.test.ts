@@ -2,8 +2,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
-import { waitFor } from './support/ports.js';
-import { CLIENT_ID, startStack, type Stack } from './support/stack.js';
+import { CLIENT_ID, signOutAtIdp, startStack, type Stack } from './support/stack.js';
 
 const csrf = { 'x-csrf': '1' };
 const EVENT = { 'http://schemas.openid.net/event/backchannel-logout': {} };
@@ -51,18 +50,8 @@ test('logging out at the IdP makes it post a logout token that ends that session
   const other = new Browser();
   await other.login(stack.bffs[1]!.url);
   expect(await status(alice, 1)).toBe(200);
-  const delivered = stack.idp.counters.backchannelSuccess;
 
-  // The user signs out at the IdP itself, not through coatcheck.
-  const confirm = await alice.go(`${stack.idp.issuer}/session/end`);
-  await alice.submitForm(confirm.url, confirm.text, /<form id="op.logoutForm"[\s\S]*?<\/form>/, {
-    logout: 'yes',
-  });
-  await waitFor(
-    () => (stack.idp.counters.backchannelSuccess > delivered ? true : undefined),
-    5000,
-    'delivery',
-  );
+  await signOutAtIdp(stack, alice);
   expect(stack.idp.counters.backchannelErrors).toEqual([]);
 
   expect(await status(alice, 0)).toBe(401);

@@ -5,8 +5,7 @@ import { RedisSessionStore } from '../src/session/redis-store.js';
 import type { Session } from '../src/session/sessions.js';
 import type { InvalidationFeed } from '../src/session/store.js';
 import { Browser } from './support/browser.js';
-import { waitFor } from './support/ports.js';
-import { startStack, type Stack } from './support/stack.js';
+import { signOutAtIdp, startStack, type Stack } from './support/stack.js';
 
 const csrf = { 'x-csrf': '1' };
 let stack: Stack;
@@ -77,16 +76,7 @@ test('a logout through one replica ends the session on another at once, though i
 test('a back-channel logout from the IdP ends a session another replica had cached, at once', async () => {
   const { b, cookie } = await loggedIn();
   expect(await api(1, cookie)).toBe(200);
-  const delivered = stack.idp.counters.backchannelSuccess;
-  const confirm = await b.go(`${stack.idp.issuer}/session/end`);
-  await b.submitForm(confirm.url, confirm.text, /<form id="op.logoutForm"[\s\S]*?<\/form>/, {
-    logout: 'yes',
-  });
-  await waitFor(
-    () => (stack.idp.counters.backchannelSuccess > delivered ? true : undefined),
-    5000,
-    'back-channel delivery',
-  );
+  await signOutAtIdp(stack, b);
   expect(await api(1, cookie)).toBe(401);
 });
 

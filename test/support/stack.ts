@@ -14,6 +14,7 @@ import { MemorySessionStore } from '../../src/session/memory-store.js';
 import { RedisSessionStore } from '../../src/session/redis-store.js';
 import type { SessionStore } from '../../src/session/store.js';
 import { Browser } from './browser.js';
+import { waitFor } from './ports.js';
 import { startRedis, type TestRedis } from './redis.js';
 import { startUpstream, type TestUpstream } from './upstream.js';
 
@@ -200,4 +201,21 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await redis?.stop();
     },
   };
+}
+
+/**
+ * The user signs out at the IdP itself, not through coatcheck, and the IdP posts its back-channel
+ * logout token; resolves once the IdP counts the delivery as successful.
+ */
+export async function signOutAtIdp(stack: Stack, browser: Browser): Promise<void> {
+  const delivered = stack.idp.counters.backchannelSuccess;
+  const confirm = await browser.go(`${stack.idp.issuer}/session/end`);
+  await browser.submitForm(confirm.url, confirm.text, /<form id="op.logoutForm"[\s\S]*?<\/form>/, {
+    logout: 'yes',
+  });
+  await waitFor(
+    () => (stack.idp.counters.backchannelSuccess > delivered ? true : undefined),
+    5000,
+    'back-channel logout delivery',
+  );
 }
