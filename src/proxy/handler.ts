@@ -4,7 +4,7 @@ import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { sendJsonError } from '../http/error-handler.js';
 import { logRequest } from '../http/request-log.js';
-import { cachedSessionFromCookie } from '../http/request-session.js';
+import { sessionFromCookie } from '../http/request-session.js';
 import { securityHeaders } from '../http/security-headers.js';
 import { hasCsrfHeader } from '../security/csrf.js';
 import { forward } from './forward.js';
@@ -62,7 +62,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     const secure =
       publicHttps ||
       (typeof xfp === 'string' && trust(remote, 0) && xfp.split(',', 1)[0]!.trim() === 'https');
-    const session = await cachedSessionFromCookie(ctx, req.headers.cookie, secure);
+    const session = await sessionFromCookie(ctx, req.headers.cookie, secure, ctx.sessionCache);
     if (!session) throw new BffError('unauthenticated');
     const tokens = await ctx.refresher.fresh(session);
 
