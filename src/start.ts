@@ -1,5 +1,5 @@
 import { createApp, type App } from './app.js';
-import type { Config } from './config/load.js';
+import { ConfigError, type Config } from './config/load.js';
 import type { Logger } from './log.js';
 import { createOidcClient } from './oidc/client.js';
 import { attachDevServerUpgrades } from './proxy/dev-server.js';
@@ -20,12 +20,21 @@ export async function startCoatcheck(config: Config, log: Logger): Promise<Coatc
   let store: SessionStore;
   if (config.store.kind === 'redis') {
     const redisStore = new RedisSessionStore(config.store.url);
-    await redisStore.ready().catch((err: unknown) => {
-      log.error(
-        { err: { message: (err as Error).message } },
-        'Redis is not reachable yet; /readyz answers 503 until it is',
-      );
-    });
+    const reachable = await redisStore.ready().then(
+      () => true,
+      (err: unknown) => {
+        log.error(
+          { err: { message: (err as Error).message } },
+          'Redis is not reachable yet; /readyz answers 503 until it is',
+        );
+        return false;
+      },
+    );
+    const problem = reachable ? await redisStore.accessProblem() : undefined;
+    if (problem) {
+      await redisStore.close();
+      throw new ConfigError([`BFF_REDIS_URL: ${problem}`]);
+    }
     store = redisStore;
   } else {
     log.warn(

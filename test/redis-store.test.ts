@@ -67,3 +67,40 @@ describe('indexes for back-channel logout', () => {
     await expect(store.create('c1', record('user-c'))).rejects.toMatchObject({ code: 'store_unavailable' });
   });
 });
+
+describe('a Redis user that may not publish on the invalidation channel', () => {
+  let limited: RedisSessionStore;
+  beforeAll(async () => {
+    // Redis 7's default for new ACL users: keys and commands allowed, no pub/sub channels.
+    await store.redis.call(
+      'ACL',
+      'SETUSER',
+      'limited',
+      'on',
+      '>pw',
+      '~coatcheck:*',
+      '+@all',
+      'resetchannels',
+    );
+    limited = new RedisSessionStore(`redis://limited:pw@127.0.0.1:${redis.port}`);
+    await limited.ready();
+  });
+  afterAll(async () => {
+    await limited?.close();
+  });
+
+  test('is named at start-up, with the rule that fixes it', async () => {
+    expect(await limited.accessProblem()).toBe(
+      'the Redis user may not PUBLISH to coatcheck:invalidate; allow it the channel (ACL rule &coatcheck:invalidate)',
+    );
+    expect(await store.accessProblem()).toBeUndefined();
+  });
+
+  test('makes a logout or a token write fail with nothing half done', async () => {
+    await store.create('d1', record('user-d', 'sid-d'));
+    await expect(limited.destroy('d1')).rejects.toMatchObject({ code: 'store_unavailable' });
+    await expect(limited.writeTokens('d1', 1, 'new')).rejects.toMatchObject({ code: 'store_unavailable' });
+    expect(await store.readTokens('d1')).toEqual({ tokens: 't', version: 1 });
+    expect(await store.redis.smembers('coatcheck:sid:sid-d')).toEqual(['d1']);
+  });
+});

@@ -1,11 +1,45 @@
 import { Redis } from 'ioredis';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { request } from 'undici';
 import { SessionCache } from '../src/session/cache.js';
 import { RedisSessionStore } from '../src/session/redis-store.js';
 import type { Session } from '../src/session/sessions.js';
 import type { InvalidationFeed } from '../src/session/store.js';
 import { Browser } from './support/browser.js';
+import { waitFor } from './support/ports.js';
 import { signOutAtIdp, startStack, type Stack } from './support/stack.js';
+
+/** A TCP proxy to Redis that can make its open connections go silent while new ones still work. */
+async function blackholeProxy(target: number): Promise<{
+  port: number;
+  silenceOpenConnections(): void;
+  close(): void;
+}> {
+  const open = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    client.pipe(upstream).pipe(client);
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => open.delete(s));
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    silenceOpenConnections() {
+      for (const s of open) {
+        s.unpipe();
+        s.pause();
+      }
+    },
+    close() {
+      for (const s of open) s.destroy();
+      server.close();
+    },
+  };
+}
 
 const csrf = { 'x-csrf': '1' };
 let stack: Stack;
@@ -18,7 +52,8 @@ function feedOf(instance: number): InvalidationFeed {
 }
 
 beforeAll(async () => {
-  stack = await startStack({ instances: 2 });
+  // A TTL far beyond any test: only an invalidation can make a replica drop its copy here.
+  stack = await startStack({ instances: 2, env: { BFF_SESSION_CACHE_TTL: '600' } });
   redis = new Redis(stack.redis!.url);
   await Promise.all([feedOf(0).whenLive(), feedOf(1).whenLive()]);
 });
@@ -96,9 +131,13 @@ test('an interrupted subscription empties the cache: a change it could have miss
   const session = (await stack.sessionOf(b))!;
   // A change no replica hears about (made behind coatcheck's back): the cache alone cannot know.
   await redis.del(`coatcheck:s:${session.key}`);
-  const reset = new Promise<void>((resolve) => feedOf(1).onInvalidate((key) => key ?? resolve()));
+  // The first reset must come from the drop itself, with the feed already not live, not only
+  // later from the resubscription.
+  const liveAtReset = new Promise<boolean>((resolve) =>
+    feedOf(1).onInvalidate((key) => key ?? resolve(feedOf(1).live)),
+  );
   await redis.client('KILL', 'TYPE', 'pubsub');
-  await reset;
+  expect(await liveAtReset).toBe(false);
   // Back to live, the entry from before must be gone, not answered as if nothing had happened.
   await feedOf(1).whenLive();
   expect(await api(1, cookie)).toBe(401);
@@ -108,6 +147,29 @@ test('an interrupted subscription empties the cache: a change it could have miss
   const before = await loads();
   expect(await api(1, again.cookie)).toBe(200);
   expect(await loads()).toBe(before);
+});
+
+test('a subscription that goes silent without closing stops the cache within seconds', async () => {
+  const proxy = await blackholeProxy(stack.redis!.port);
+  const store = new RedisSessionStore(`redis://127.0.0.1:${proxy.port}`);
+  try {
+    await store.ready();
+    const feed = store.invalidations;
+    await feed.whenLive();
+    const cache = new SessionCache(feed, 600_000);
+    cache.put('cookie', { key: 'k', expiresAt: Date.now() + 600_000 } as unknown as Session, Date.now(), 0);
+    expect(cache.get('cookie', Date.now())).toBeDefined();
+    // The flow is dropped somewhere on the way (a NAT, a firewall): no FIN, no RST, just silence.
+    proxy.silenceOpenConnections();
+    await waitFor(() => (feed.live ? undefined : true), 10_000, 'the feed to notice the silence');
+    expect(cache.get('cookie', Date.now())).toBeUndefined();
+    // It reconnects by itself and is live again, with nothing from before.
+    await waitFor(() => (feed.live ? true : undefined), 10_000, 'the feed to come back');
+    expect(cache.size).toBe(0);
+  } finally {
+    proxy.close();
+    await store.close();
+  }
 });
 
 test('BFF_SESSION_CACHE_TTL=0 turns the cache off', async () => {

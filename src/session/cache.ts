@@ -56,7 +56,7 @@ export class SessionCache {
 
   put(cookie: string, session: Session, now: number, begun: number): void {
     if (!this.feed.live || begun !== this.generation) return;
-    if (this.entries.size >= this.maxEntries) {
+    if (this.entries.size >= this.maxEntries && !this.entries.has(cookie)) {
       // Oldest first: Map iteration follows insertion order.
       const oldest = this.entries.entries().next().value;
       if (oldest) this.remove(oldest[0], oldest[1].session.key);

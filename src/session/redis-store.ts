@@ -21,23 +21,27 @@ return {v[1], v[3], v[4], v[5], v[6], tostring(now + ttl)}
 `;
 
 // Every change to a live session is published (ARGV[4] is the channel, ARGV[5] the storage key) in
-// the same script that makes it, so no replica's cache can miss a change that happened.
+// the same script that makes it, so no replica's cache can miss a change that happened. PUBLISH
+// comes before any write: a Redis user not allowed the channel fails the script with nothing
+// changed. Subscribers still see the change, since they act on the message only after the whole
+// script has run.
 const WRITE_TOKENS = `
 if redis.call('HGET', KEYS[1], 'v') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 't', ARGV[2], 'v', ARGV[3])
   redis.call('PUBLISH', ARGV[4], ARGV[5])
+  redis.call('HSET', KEYS[1], 't', ARGV[2], 'v', ARGV[3])
   return 1
 end
 return 0
 `;
 
 // Deletes the record and its index entries; the index keys are named after fields of the record.
+// Published first, for the same reason as in WRITE_TOKENS.
 const DESTROY = `
+redis.call('PUBLISH', ARGV[3], ARGV[2])
 local v = redis.call('HMGET', KEYS[1], 'u', 'd')
 local n = redis.call('DEL', KEYS[1], KEYS[2])
 if v[1] then redis.call('SREM', ARGV[1] .. 'sub:' .. v[1], ARGV[2]) end
 if v[2] and v[2] ~= '' then redis.call('SREM', ARGV[1] .. 'sid:' .. v[2], ARGV[2]) end
-redis.call('PUBLISH', ARGV[3], ARGV[2])
 return n
 `;
 
@@ -214,6 +218,8 @@ export class RedisSessionStore implements SessionStore {
         key,
       ),
     );
+    // This process's cache drops its copy now, not a round trip later when the message comes back.
+    if (ok === 1) this.feed?.dropLocally(key);
     return ok === 1;
   }
 
@@ -221,6 +227,7 @@ export class RedisSessionStore implements SessionStore {
     const n = await guard(
       this.redis.ccDestroy(this.k('s', key), this.k('l', key), this.prefix, key, this.channel),
     );
+    this.feed?.dropLocally(key);
     return n > 0;
   }
 
@@ -266,6 +273,22 @@ export class RedisSessionStore implements SessionStore {
     await guard(this.redis.ping());
   }
 
+  /**
+   * What is wrong when this Redis user may not publish on the invalidation channel: every logout
+   * and token write publishes, so they would all fail. Since Redis 7 new ACL users get no channels.
+   * Undefined when allowed, or when Redis cannot be asked (an outage is /readyz's to report).
+   */
+  async accessProblem(): Promise<string | undefined> {
+    try {
+      await this.redis.publish(this.channel, '');
+      return undefined;
+    } catch (err) {
+      return /NOPERM/i.test((err as Error).message)
+        ? `the Redis user may not PUBLISH to ${this.channel}; allow it the channel (ACL rule &${this.channel})`
+        : undefined;
+    }
+  }
+
   /** Subscribes on first use: a process without a session cache never holds the extra connection. */
   get invalidations(): InvalidationFeed {
     this.feed ??= new RedisInvalidationFeed(this.redis.duplicate({ autoResubscribe: false }), this.channel);
@@ -282,17 +305,25 @@ export class RedisSessionStore implements SessionStore {
   }
 }
 
+/** How often the subscription is checked with a PING, and how old its last PONG may be while live. */
+const HEARTBEAT_MS = 1000;
+const STALE_MS = 3000;
+
 /**
  * The invalidation channel on its own connection (a subscribed connection can do nothing else).
  * Pub/sub delivers at most once, so whatever interrupts the subscription (a disconnect, a Redis
  * restart) makes the feed not live and tells listeners to forget everything; it is live again
- * only once the subscription is confirmed on the new connection.
+ * only once the subscription is confirmed on the new connection. A connection can also die
+ * silently (a NAT or firewall dropping an idle flow): a PING every second finds that out, and a
+ * feed whose last PONG is older than STALE_MS is not live, whatever the socket says.
  */
 class RedisInvalidationFeed implements InvalidationFeed {
   private listeners: ((key: string | undefined) => void)[] = [];
-  private isLive = false;
+  private subscribed = false;
+  private lastPong = 0;
   private closed = false;
   private waiting: (() => void)[] = [];
+  private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
     private readonly sub: Redis,
@@ -301,12 +332,10 @@ class RedisInvalidationFeed implements InvalidationFeed {
     sub.on('error', () => {
       // Reconnects by itself; until then the feed is not live and caches are bypassed.
     });
-    sub.on('message', (_channel: string, key: string) => this.emit(key));
-    const down = (): void => {
-      if (!this.isLive) return;
-      this.isLive = false;
-      this.emit(undefined);
-    };
+    sub.on('message', (_channel: string, key: string) => {
+      if (key) this.emit(key);
+    });
+    const down = (): void => this.down();
     sub.on('close', down);
     sub.on('reconnecting', down);
     sub.on('end', down);
@@ -316,16 +345,20 @@ class RedisInvalidationFeed implements InvalidationFeed {
           if (this.closed || sub.status !== 'ready') return;
           // Anything cached before this point may have missed a message: start clean.
           this.emit(undefined);
-          this.isLive = true;
+          this.subscribed = true;
+          this.lastPong = Date.now();
           for (const resolve of this.waiting.splice(0)) resolve();
         },
-        () => sub.disconnect(true),
+        // Not allowed, or the connection went: retry on a fresh connection, without spinning.
+        () => setTimeout(() => sub.disconnect(true), HEARTBEAT_MS).unref(),
       );
     });
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
+    this.heartbeat.unref();
   }
 
   get live(): boolean {
-    return this.isLive;
+    return this.subscribed && Date.now() - this.lastPong < STALE_MS;
   }
 
   onInvalidate(listener: (key: string | undefined) => void): void {
@@ -333,7 +366,31 @@ class RedisInvalidationFeed implements InvalidationFeed {
   }
 
   whenLive(): Promise<void> {
-    return this.isLive ? Promise.resolve() : new Promise((resolve) => this.waiting.push(resolve));
+    return this.live ? Promise.resolve() : new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** A change this process made itself: no need to wait for its own message. */
+  dropLocally(key: string): void {
+    this.emit(key);
+  }
+
+  private beat(): void {
+    if (!this.subscribed) return;
+    if (Date.now() - this.lastPong >= STALE_MS) {
+      this.down();
+      this.sub.disconnect(true);
+      return;
+    }
+    this.sub.ping().then(
+      () => (this.lastPong = Date.now()),
+      () => undefined,
+    );
+  }
+
+  private down(): void {
+    if (!this.subscribed) return;
+    this.subscribed = false;
+    this.emit(undefined);
   }
 
   private emit(key: string | undefined): void {
@@ -342,7 +399,8 @@ class RedisInvalidationFeed implements InvalidationFeed {
 
   close(): void {
     this.closed = true;
-    this.isLive = false;
+    this.subscribed = false;
+    clearInterval(this.heartbeat);
     this.sub.disconnect();
   }
 }
