@@ -232,23 +232,21 @@ describe('GET /bff/callback refuses bad responses with 4xx and creates no sessio
     await expectNoSession(b);
   });
 
-  test('an iss that is not the configured issuer (RFC 9207 mix-up defence)', async () => {
+  test.each([
+    [
+      'an iss that is not the configured issuer (RFC 9207 mix-up defence)',
+      'iss',
+      'https://attacker.example',
+      'issuer_mismatch',
+    ],
+    ['a bad authorization code', 'code', 'forged-code', 'code_exchange_failed'],
+  ])('%s', async (_name, param, value, error) => {
     const b = new Browser();
     const url = new URL(await callbackUrlFor(b));
-    url.searchParams.set('iss', 'https://attacker.example');
+    url.searchParams.set(param, value);
     const page = await b.go(url.href, { follow: false });
     expect(page.status).toBe(400);
-    expect(JSON.parse(page.text).error).toBe('issuer_mismatch');
-    await expectNoSession(b);
-  });
-
-  test('a bad authorization code', async () => {
-    const b = new Browser();
-    const url = new URL(await callbackUrlFor(b));
-    url.searchParams.set('code', 'forged-code');
-    const page = await b.go(url.href, { follow: false });
-    expect(page.status).toBe(400);
-    expect(JSON.parse(page.text).error).toBe('code_exchange_failed');
+    expect(JSON.parse(page.text).error).toBe(error);
     await expectNoSession(b);
   });
 
