@@ -36,6 +36,10 @@ export interface Config {
   /** How long the API path may answer from this process's copy of a session; 0 turns the cache off. */
   readonly sessionCacheTtlMs: number;
   readonly upstreamTimeoutMs: number;
+  /** Largest request body an API route forwards, in bytes; 0 means no limit. */
+  readonly maxBodySize: number;
+  /** How long a client may take to send its whole request head. */
+  readonly headersTimeoutMs: number;
   /** A built SPA to serve, with index.html as the fallback for client-side routes. */
   readonly staticDir: string | undefined;
   /** A dev server (e.g. Vite) that gets every GET no route or endpoint claims, WebSocket upgrades included. */
@@ -195,6 +199,8 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     refreshLockTtlMs: e.BFF_REFRESH_LOCK_TTL,
     sessionCacheTtlMs: e.BFF_SESSION_CACHE_TTL,
     upstreamTimeoutMs: e.BFF_UPSTREAM_TIMEOUT,
+    maxBodySize: e.BFF_MAX_BODY_SIZE,
+    headersTimeoutMs: e.BFF_HEADERS_TIMEOUT,
     staticDir: e.BFF_STATIC_DIR ? resolve(e.BFF_STATIC_DIR) : undefined,
     spaDevServer: e.BFF_SPA_DEV_SERVER?.replace(/\/+$/, ''),
     logLevel: e.BFF_LOG_LEVEL,

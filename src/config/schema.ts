@@ -134,6 +134,12 @@ export const envSchema = z.object({
     .default(5)
     .transform((s) => Math.round(s * 1000)),
   BFF_UPSTREAM_TIMEOUT: seconds(30),
+  BFF_MAX_BODY_SIZE: z.coerce
+    .number({ message: 'must be a number of bytes' })
+    .int('must be a whole number of bytes')
+    .min(0, 'must not be negative (0 means no limit)')
+    .default(10 * 1024 * 1024),
+  BFF_HEADERS_TIMEOUT: seconds(20),
   BFF_STATIC_DIR: z.string().min(1).optional(),
   BFF_SPA_DEV_SERVER: httpUrl.optional(),
   BFF_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
