@@ -111,7 +111,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   app.use(() => {
     throw new BffError('not_found');
   });
-  app.use(errorHandler(deps.log));
+  app.use(errorHandler(deps.log, config.basePath));
 
   const fastPath = apiProxy(ctx);
   const listener = (req: IncomingMessage, res: ServerResponse): void => {

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { BffError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { errorPage } from './error-page.js';
 
 function toBffError(err: unknown): BffError {
   if (err instanceof BffError) return err;
@@ -18,8 +19,6 @@ function describeCause(cause: unknown): unknown {
   if (!(cause instanceof Error)) return undefined;
   return { name: cause.name, message: cause.message, code: (cause as { code?: unknown }).code };
 }
-
-const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** Logs the error and answers it as JSON {error, message}; used by the Express handler and the proxy's fast path. */
 export function sendJsonError(log: Logger, err: unknown, res: ServerResponse, requestId: unknown): void {
@@ -47,12 +46,12 @@ function logError(log: Logger, err: unknown, requestId: unknown): BffError {
 
 /**
  * Registered last. API-style requests get JSON {error, message}; a browser navigating to a login,
- * callback or logout URL gets the same message as a small page rather than raw JSON.
+ * callback or logout URL gets the same error as a small page rather than raw JSON.
  */
-export function errorHandler(log: Logger) {
+export function errorHandler(log: Logger, basePath = '') {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    const navigation = req.method === 'GET' && /\/bff\/(login|callback|logout)$/.test(req.path);
-    if (!navigation || res.headersSent || req.accepts(['json', 'html']) !== 'html') {
+    const action = req.method === 'GET' ? /\/bff\/(login|callback|logout)$/.exec(req.path)?.[1] : undefined;
+    if (!action || res.headersSent || req.accepts(['json', 'html']) !== 'html') {
       sendJsonError(log, err, res, res.locals.requestId);
       return;
     }
@@ -62,10 +61,12 @@ export function errorHandler(log: Logger) {
       .status(e.status)
       .type('html')
       .send(
-        `<!doctype html><meta charset="utf-8"><title>Sign-in problem</title>` +
-          `<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem">` +
-          `<h1 style="font-size:1.25rem">${escapeHtml(e.message)}</h1>` +
-          `<p><code>${e.code}</code></p><p><a href="/">Back to the app</a></p></body>`,
+        errorPage({
+          error: e,
+          action: action as 'login' | 'callback' | 'logout',
+          basePath,
+          requestId: res.locals.requestId,
+        }),
       );
   };
 }
