@@ -156,6 +156,25 @@ describe('BFF_SPA_DEV_SERVER proxies unmatched GETs and WebSocket upgrades to a 
   });
 });
 
+describe('the demo SPA as coatcheck serves it', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ env: { BFF_STATIC_DIR: join(process.cwd(), 'src/demo/spa') } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  test('has a favicon: an SVG file, linked from index.html', async () => {
+    const index = await request(`${stack.bff.url}/`, { headers: { accept: 'text/html' } });
+    expect(await index.body.text()).toMatch(/<link rel="icon" href="\/favicon.svg" type="image\/svg\+xml"/);
+    const icon = await request(`${stack.bff.url}/favicon.svg`);
+    expect(icon.statusCode).toBe(200);
+    expect(icon.headers['content-type']).toMatch(/^image\/svg\+xml/);
+    expect(await icon.body.text()).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  });
+});
+
 test('production code never imports the demo: only main.ts, behind the demo-mode branch', () => {
   const offenders: string[] = [];
   const walk = (dir: string): void => {
