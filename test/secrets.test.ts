@@ -71,7 +71,7 @@ test('no token, client secret or session id appears in anything sent to the brow
   }
   // The ID token travels once, by design of RP-Initiated Logout: as id_token_hint in the redirect to the IdP.
   const endSession = new URL(String(logout.headers.location));
-  expect(endSession.searchParams.get('id_token_hint')).toBe(before.tokens.idToken);
+  expect(endSession.searchParams.get('id_token_hint')).toBe(after.tokens.idToken);
   const { location: _location, ...otherHeaders } = logout.headers;
   for (const value of [...secrets['access token'], ...secrets['refresh token'], before.tokens.idToken!]) {
     expect(JSON.stringify(otherHeaders).includes(value)).toBe(false);

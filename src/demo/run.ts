@@ -22,7 +22,7 @@ export const DEMO_USER = {
 };
 
 const port = (def: number) => z.coerce.number().int().min(1).max(65535).default(def);
-const demoSchema = z.object({
+export const demoSchema = z.object({
   BFF_PORT: port(8080),
   BFF_HOST: z.string().min(1).default('127.0.0.1'),
   BFF_DEMO_IDP_PORT: port(8081),
