@@ -90,7 +90,7 @@ describe('unfinished login starts cannot lock a browser out', () => {
     const b = new Browser();
     const starts: Page[] = [];
     for (let i = 0; i < 6; i++) {
-      // A second apart, so "oldest" is unambiguous.
+      // Apart in time, so "oldest" is unambiguous.
       stack.clock.advance(1000);
       starts.push(await startLogin(b, `/tab${i}`));
     }
@@ -110,7 +110,7 @@ describe('unfinished login starts cannot lock a browser out', () => {
     const b = new Browser();
     for (let i = 0; i < 150; i++) {
       const page = await b.go(`${stack.bff.url}/bff/login`, { follow: false });
-      // Today the Cookie header passes the server's 16 KB limit here and every request answers 431.
+      // Before the cap, the Cookie header outgrew what the server accepts here and every request failed.
       expect(page.status).toBe(302);
     }
     expect((await loginCookies(b)).length).toBeLessThanOrEqual(5);

@@ -33,7 +33,7 @@ export function open(sessionId: string, field: string, sealed: string): string |
   return openWithKey(keyFor(sessionId), field, sealed);
 }
 
-/** AES-256-GCM under a 32-byte key, with `context` as associated data: base64url(iv | tag | ciphertext). */
+/** AES-256-GCM, with `context` as associated data: base64url(iv | tag | ciphertext). */
 export function sealWithKey(key: Buffer, context: string, plaintext: string): string {
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);

@@ -19,8 +19,8 @@ export const LOGIN_TTL_MS = 10 * 60 * 1000;
 export const MAX_LOGIN_COOKIES = 5;
 
 /**
- * Bounds the one free-form field, so that even the largest login cookie stays under 1 KB and the
- * most a browser can hold of them leaves room in an 8 KB header buffer.
+ * Bounds the one free-form field, so that even the largest login cookie stays small and all a
+ * browser may hold of them fit easily in the header buffers of common proxies.
  */
 export const MAX_RETURN_TO_LENGTH = 400;
 
