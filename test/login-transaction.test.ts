@@ -165,6 +165,17 @@ describe('login starts keep no server-side state', () => {
     }
   });
 
+  test("a login started by a signed-in browser does not show the current session's storage key", async () => {
+    const b = new Browser();
+    await b.login(stack.bff.url);
+    const key = (await stack.sessionOf(b))!.key;
+    const set = loginCookieSet(await startLogin(b));
+    expect(set).not.toContain(key);
+    expect(
+      Buffer.from(set.slice(set.indexOf('=') + 1, set.indexOf(';')), 'base64url').toString('latin1'),
+    ).not.toContain(Buffer.from(key, 'base64url').toString('latin1'));
+  });
+
   test('the longest accepted returnTo still makes a login cookie under 1 KB; a longer one is refused', async () => {
     const longest = `/${'a'.repeat(MAX_RETURN_TO_LENGTH - 1)}`;
     const set = loginCookieSet(await startLogin(new Browser(), longest));
