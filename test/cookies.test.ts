@@ -35,6 +35,28 @@ describe('cookies behind a TLS-terminating proxy (BFF_TRUST_PROXY=true)', () => 
     expect(cookie).toMatch(/; SameSite=Lax/);
   });
 
+  test('over https a sixth login start expires the oldest __Host- login cookie', async () => {
+    const b = new Browser({ tlsOrigins: [stack.bff.url] });
+    const names: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      stack.clock.advance(1000);
+      const start = await b.go(`${stack.bff.url}/bff/login`, { follow: false });
+      const set = start.setCookies.find(
+        (c) => c.startsWith('__Host-coatcheck-login-') && /Max-Age=600/.test(c),
+      )!;
+      expect(set).toMatch(/; Secure/);
+      names.push(set.slice(0, set.indexOf('=')));
+      if (i === 5) {
+        const expired = start.setCookies.filter((c) => /Expires=Thu, 01 Jan 1970/.test(c));
+        expect(expired).toEqual([expect.stringMatching(new RegExp(`^${names[0]}=; Path=/; .*Secure`))]);
+      }
+    }
+    const held = (await b.jar.getCookies(stack.bff.url)).filter((c) =>
+      c.key.startsWith('__Host-coatcheck-login-'),
+    );
+    expect(held.map((c) => c.key).sort()).toEqual(names.slice(1).sort());
+  });
+
   test('over plain http the cookie has no Secure flag and no prefix', async () => {
     const page = await new Browser().login(stack.bff.url);
     const session = page.setCookies.find((c) => c.startsWith('coatcheck='))!;

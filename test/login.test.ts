@@ -66,14 +66,14 @@ describe('GET /bff/login', () => {
     expect(res.statusCode).toBe(400);
   });
 
-  test('sets a SameSite=Lax, HttpOnly login cookie and keeps the transaction server-side', async () => {
+  test('sets a SameSite=Lax, HttpOnly login cookie that holds the transaction sealed', async () => {
     const page = await new Browser().go(`${stack.bff.url}/bff/login`, { follow: false });
     const cookie = page.setCookies.find((c) => c.startsWith('coatcheck-login-'))!;
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Lax/);
     expect(cookie).toMatch(/Max-Age=600/);
     const state = new URL(String(page.headers.location)).searchParams.get('state')!;
-    // The cookie carries only a signed binding value, not the state or the verifier.
+    // The transaction is sealed: not even the state shows in the cookie.
     expect(cookie).not.toContain(state);
   });
 });

@@ -2,16 +2,24 @@ import type { Request, Response } from 'express';
 import { redirect } from '../http/redirect.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
-import { completeLogin } from '../oidc/login.js';
+import { completeLogin, type LoginResult } from '../oidc/login.js';
 import { requestSession, secureCookies, setSessionCookie } from '../http/request-session.js';
-import { clearCookieHeader, readCookie, unsignValue } from '../security/cookies.js';
+import { clearCookieHeader, readCookie } from '../security/cookies.js';
+import {
+  loginCookieName,
+  loginId,
+  openLogin,
+  remainingMs,
+  replayMarker,
+} from '../session/login-transaction.js';
 import { newLogoutId } from '../session/sessions.js';
-import { bindingHash, loginCookieName, type LoginTransaction } from './login.js';
 
 /**
- * GET /bff/callback: finishes the login. The transaction is taken (and so deleted) before anything
- * else, so a replayed or failed callback can never be completed later. Any session the browser had
- * is destroyed and a new id issued, so nothing from before the login survives it.
+ * GET /bff/callback: finishes the login. Only a request carrying the login's own cookie gets past the
+ * first check, so someone who sees the callback URL cannot use it, nor spend it before the browser
+ * does. The login is then marked used before the code is redeemed, so it completes at most once.
+ * Any session the browser had is destroyed and a new id issued, so nothing from before the login
+ * survives it.
  */
 export function callback(ctx: AppContext) {
   return async (req: Request, res: Response): Promise<void> => {
@@ -20,33 +28,42 @@ export function callback(ctx: AppContext) {
     if (typeof state !== 'string' || state.length === 0 || state.length > 256) {
       throw new BffError('login_state_invalid', { message: 'The login response has no valid state.' });
     }
-    const raw = await ctx.sessions.store.takeLogin(state);
-    if (!raw) throw new BffError('login_state_invalid');
-    const tx = JSON.parse(raw) as LoginTransaction;
 
     const secure = secureCookies(ctx, req);
-    const loginCookie = loginCookieName(tx.id, secure);
-    res.append('Set-Cookie', clearCookieHeader(loginCookie, secure));
-    const binding = unsignValue(readCookie(req.headers.cookie, loginCookie), ctx.config.sessionSecrets);
-    if (!binding || bindingHash(binding) !== tx.binding) {
+    const id = loginId(state);
+    const loginCookie = loginCookieName(id, secure);
+    const sealed = readCookie(req.headers.cookie, loginCookie);
+    if (sealed !== undefined) res.append('Set-Cookie', clearCookieHeader(loginCookie, secure));
+    const now = ctx.now();
+    const tx = openLogin(sealed, id, ctx.config.sessionSecrets, now);
+    if (!tx || tx.state !== state) {
       throw new BffError('login_state_invalid', {
-        message: 'The login response does not belong to a login started in this browser.',
+        message:
+          'The login response does not belong to a login started in this browser, or that login expired.',
       });
     }
 
+    const { store } = ctx.sessions;
+    const marker = replayMarker(id);
+    if (!(await store.firstSeen(marker, remainingMs(tx, now)))) {
+      throw new BffError('login_state_invalid', { message: 'This login response was already used.' });
+    }
     const query = req.originalUrl.indexOf('?');
     const callbackUrl = new URL(ctx.config.redirectUri);
     callbackUrl.search = query === -1 ? '' : req.originalUrl.slice(query);
-    const result = await completeLogin(
-      ctx.oidc,
-      callbackUrl,
-      {
-        state,
-        nonce: tx.nonce,
-        codeVerifier: tx.codeVerifier,
-      },
-      ctx.now,
-    );
+    let result: LoginResult;
+    try {
+      result = await completeLogin(
+        ctx.oidc,
+        callbackUrl,
+        { state, nonce: tx.nonce, codeVerifier: tx.codeVerifier },
+        ctx.now,
+      );
+    } catch (err) {
+      // A failed login leaves nothing behind; its cookie is cleared with this response anyway.
+      await store.forget(marker).catch(() => undefined);
+      throw err;
+    }
 
     const previous = await requestSession(ctx, req, res);
     if (previous) await ctx.sessions.destroy(previous);

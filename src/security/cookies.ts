@@ -6,7 +6,10 @@ import { sign, unsign } from 'cookie-signature';
  * browser insist on Secure, Path=/ and no Domain, so a sibling subdomain cannot plant or overwrite them.
  */
 export const SESSION_COOKIE = 'coatcheck';
-/** One login cookie per login in flight (`coatcheck-login-<id>`), so parallel tabs never overwrite each other's. */
+/**
+ * One login cookie per login in flight (`coatcheck-login-<id>`), so parallel tabs never overwrite each
+ * other's; it holds the sealed login transaction (session/login-transaction.ts).
+ */
 export const LOGIN_COOKIE = 'coatcheck-login';
 
 export function cookieName(base: string, secure: boolean): string {
@@ -22,6 +25,14 @@ export function isBffCookie(name: string): boolean {
 export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header || !header.includes(name)) return undefined;
   return parse(header)[name];
+}
+
+/** Every cookie in the header whose name starts with `prefix`, as [name, value] pairs. */
+export function cookiesNamedWith(header: string | undefined, prefix: string): [string, string][] {
+  if (!header || !header.includes(prefix)) return [];
+  return Object.entries(parse(header)).filter(
+    (entry): entry is [string, string] => entry[0].startsWith(prefix) && entry[1] !== undefined,
+  );
 }
 
 /** Signed with the first secret; any listed secret verifies, so secrets rotate without logging users out. */

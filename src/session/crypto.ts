@@ -25,21 +25,30 @@ function keyFor(sessionId: string): Buffer {
 
 /** AES-256-GCM; `field` is bound as associated data so sealed values cannot be swapped between fields. */
 export function seal(sessionId: string, field: string, plaintext: string): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', keyFor(sessionId), iv);
-  cipher.setAAD(Buffer.from(field));
-  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+  return sealWithKey(keyFor(sessionId), field, plaintext);
 }
 
 /** Returns undefined when the value was not sealed for this session and field. */
 export function open(sessionId: string, field: string, sealed: string): string | undefined {
+  return openWithKey(keyFor(sessionId), field, sealed);
+}
+
+/** AES-256-GCM, with `context` as associated data: base64url(iv | tag | ciphertext). */
+export function sealWithKey(key: Buffer, context: string, plaintext: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(context));
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+}
+
+/** Undefined for anything not sealed under this key and context, garbage included. */
+export function openWithKey(key: Buffer, context: string, sealed: string): string | undefined {
   try {
     const raw = Buffer.from(sealed, 'base64url');
-    const decipher = createDecipheriv('aes-256-gcm', keyFor(sessionId), raw.subarray(0, 12), {
-      authTagLength: 16,
-    });
-    decipher.setAAD(Buffer.from(field));
+    if (raw.length < 28) return undefined;
+    const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12), { authTagLength: 16 });
+    decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(raw.subarray(12, 28));
     return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
   } catch {

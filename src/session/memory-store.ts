@@ -14,7 +14,6 @@ interface Entry {
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, Entry>();
   private readonly locks = new Map<string, { owner: string; expiresAt: number }>();
-  private readonly logins = new Map<string, { value: string; expiresAt: number }>();
   private readonly seen = new Map<string, number>();
   private readonly index = new Map<string, Set<string>>();
   private readonly sweeper: NodeJS.Timeout;
@@ -36,7 +35,6 @@ export class MemorySessionStore implements SessionStore {
   private sweep(): void {
     const now = this.clock();
     for (const key of this.sessions.keys()) this.live(key);
-    for (const [k, v] of this.logins) if (v.expiresAt <= now) this.logins.delete(k);
     for (const [k, v] of this.seen) if (v <= now) this.seen.delete(k);
     for (const [k, v] of this.locks) if (v.expiresAt <= now) this.locks.delete(k);
   }
@@ -117,16 +115,6 @@ export class MemorySessionStore implements SessionStore {
 
   async releaseLock(key: string, owner: string): Promise<void> {
     if (this.locks.get(key)?.owner === owner) this.locks.delete(key);
-  }
-
-  async putLogin(state: string, value: string, ttlMs: number): Promise<void> {
-    this.logins.set(state, { value, expiresAt: this.clock() + ttlMs });
-  }
-
-  async takeLogin(state: string): Promise<string | undefined> {
-    const e = this.logins.get(state);
-    this.logins.delete(state);
-    return e && e.expiresAt > this.clock() ? e.value : undefined;
   }
 
   async firstSeen(id: string, ttlMs: number): Promise<boolean> {

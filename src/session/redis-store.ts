@@ -253,14 +253,6 @@ export class RedisSessionStore implements SessionStore {
     await guard(this.redis.ccReleaseLock(this.k('l', key), owner));
   }
 
-  async putLogin(state: string, value: string, ttlMs: number): Promise<void> {
-    await guard(this.redis.set(this.k('login', state), value, 'PX', ttlMs));
-  }
-
-  async takeLogin(state: string): Promise<string | undefined> {
-    return (await guard(this.redis.getdel(this.k('login', state)))) ?? undefined;
-  }
-
   async firstSeen(id: string, ttlMs: number): Promise<boolean> {
     return (await guard(this.redis.set(this.k('seen', id), '1', 'PX', Math.max(1, ttlMs), 'NX'))) === 'OK';
   }

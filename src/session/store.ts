@@ -57,11 +57,7 @@ export interface SessionStore {
   renewLock(key: string, owner: string, ttlMs: number): Promise<boolean>;
   releaseLock(key: string, owner: string): Promise<void>;
 
-  /** Login transactions: single use by construction, because take() deletes as it reads. */
-  putLogin(state: string, value: string, ttlMs: number): Promise<void>;
-  takeLogin(state: string): Promise<string | undefined>;
-
-  /** True the first time an id is seen within ttl (replay detection). */
+  /** True the first time an id is seen within ttl: replay detection for logout tokens and completed logins. */
   firstSeen(id: string, ttlMs: number): Promise<boolean>;
   /** Undoes firstSeen, when the work it guarded failed and a retry must be possible. */
   forget(id: string): Promise<void>;
