@@ -10,6 +10,66 @@ function causeChain(err: Error): Error[] {
   return chain;
 }
 
+/**
+ * A refresh response that arrived but must not be used (an ID token that fails verification, or
+ * names another issuer or subject). The refresh token was already rotated, so the session ends.
+ */
+export class InvalidTokenResponseError extends BffError {
+  /** Whether the refresh token that came with the response was revoked at the IdP. */
+  readonly revoked: boolean;
+
+  constructor(options: { revoked: boolean; cause: unknown }) {
+    super('session_expired', { cause: options.cause });
+    this.revoked = options.revoked;
+  }
+}
+
+export interface IdpErrorDetails {
+  /** The OAuth `error` code, e.g. invalid_client. */
+  error?: string;
+  error_description?: string;
+  /** HTTP status of the IdP's answer. */
+  status?: number;
+  /** The library's or the network's error code, e.g. OAUTH_RESPONSE_IS_NOT_JSON, ECONNREFUSED, CERT_HAS_EXPIRED. */
+  code?: string;
+  message?: string;
+}
+
+/** IdP-chosen text is logged, so it is cut short and stripped of anything but printable ASCII. */
+const printable = (value: unknown, max = 200): string | undefined =>
+  typeof value === 'string' ? value.replace(/[^\x20-\x7e]/g, '?').slice(0, max) : undefined;
+
+/**
+ * What an operator needs to act on an IdP failure, and nothing more: the OAuth error, its
+ * description, the HTTP status and the underlying error codes. Library errors carry whole response
+ * bodies and tokens, so fields are picked one by one rather than logging the error.
+ */
+export function describeIdpError(err: unknown): IdpErrorDetails {
+  const details: IdpErrorDetails = {};
+  const codes: string[] = [];
+  let e: unknown = err instanceof BffError && err.cause ? err.cause : err;
+  for (let depth = 0; depth < 6 && e !== undefined && e !== null; depth++) {
+    if (e instanceof Response) {
+      details.status ??= e.status;
+      break;
+    }
+    if (!(e instanceof Error)) break;
+    if (e instanceof client.ResponseBodyError || e instanceof client.WWWAuthenticateChallengeError) {
+      details.status ??= e.status;
+    }
+    if (e instanceof client.ResponseBodyError || e instanceof client.AuthorizationResponseError) {
+      details.error ??= printable(e.error, 100);
+      details.error_description ??= printable(e.error_description);
+    }
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && !codes.includes(code)) codes.push(code);
+    details.message ??= printable(e.message);
+    e = e.cause;
+  }
+  if (codes.length > 0) details.code = codes.join(' < ');
+  return details;
+}
+
 function isNetworkFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'AbortError' || err.name === 'TimeoutError') return true;
