@@ -30,8 +30,9 @@ export interface IdpErrorDetails {
   error_description?: string;
   /** HTTP status of the IdP's answer. */
   status?: number;
-  /** The library's or the network's error code, e.g. OAUTH_RESPONSE_IS_NOT_JSON, ECONNREFUSED, CERT_HAS_EXPIRED. */
+  /** The error codes down the cause chain, outermost first, e.g. OAUTH_RESPONSE_IS_NOT_JSON, ECONNREFUSED, CERT_HAS_EXPIRED. */
   code?: string;
+  /** The messages down the cause chain, outermost first: "fetch failed < connect ECONNREFUSED …". */
   message?: string;
 }
 
@@ -47,27 +48,41 @@ const printable = (value: unknown, max = 200): string | undefined =>
 export function describeIdpError(err: unknown): IdpErrorDetails {
   const details: IdpErrorDetails = {};
   const codes: string[] = [];
+  const messages: string[] = [];
   let e: unknown = err instanceof BffError && err.cause ? err.cause : err;
-  for (let depth = 0; depth < 6 && e !== undefined && e !== null; depth++) {
-    if (e instanceof Response) {
+  // Duck-typed, not instanceof: fetch's errors come from Node's own realm, not always this one.
+  for (let depth = 0; depth < 6 && typeof e === 'object' && e !== null; depth++) {
+    if (isResponse(e)) {
       details.status ??= e.status;
       break;
     }
-    if (!(e instanceof Error)) break;
-    if (e instanceof client.ResponseBodyError || e instanceof client.WWWAuthenticateChallengeError) {
-      details.status ??= e.status;
+    if (Array.isArray(e)) {
+      // WWW-Authenticate challenges: the OAuth error of a 401 travels in their parameters.
+      const parameters = (e[0] as { parameters?: Record<string, unknown> } | undefined)?.parameters;
+      details.error ??= printable(parameters?.error, 100);
+      details.error_description ??= printable(parameters?.error_description);
+      break;
     }
+    const fields = e as { status?: unknown; error?: unknown; error_description?: unknown; code?: unknown };
+    if (typeof fields.status === 'number') details.status ??= fields.status;
     if (e instanceof client.ResponseBodyError || e instanceof client.AuthorizationResponseError) {
-      details.error ??= printable(e.error, 100);
-      details.error_description ??= printable(e.error_description);
+      details.error ??= printable(fields.error, 100);
+      details.error_description ??= printable(fields.error_description);
     }
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && !codes.includes(code)) codes.push(code);
-    details.message ??= printable(e.message);
-    e = e.cause;
+    if (typeof fields.code === 'string' && !codes.includes(fields.code)) codes.push(fields.code);
+    const message = printable((e as { message?: unknown }).message);
+    if (message && !messages.includes(message)) messages.push(message);
+    e = (e as { cause?: unknown }).cause;
   }
   if (codes.length > 0) details.code = codes.join(' < ');
+  if (messages.length > 0) details.message = messages.join(' < ');
   return details;
+}
+
+function isResponse(value: object): value is Response {
+  return (
+    typeof (value as Response).status === 'number' && typeof (value as Response).headers?.get === 'function'
+  );
 }
 
 function isNetworkFailure(err: unknown): boolean {
