@@ -1,11 +1,12 @@
 import { Browser } from './support/browser.js';
-import { startStack, type Stack } from './support/stack.js';
+import { CLIENT_SECRET, startStack, type Stack } from './support/stack.js';
 import {
   flippedSignatureByte,
   newSigningKey,
   resignedByIdp,
   resignedWith,
   rewriteTokenResponses,
+  signedWithSecret,
   unsigned,
   type IdTokenRewrite,
   type TokenRewriter,
@@ -47,6 +48,7 @@ describe('ID tokens are verified, not trusted', () => {
       ['a foreign key under the IdP key id', async () => resignedWith(await newSigningKey('demo-1'))],
       ['a foreign key under an unknown key id', async () => resignedWith(await newSigningKey('foreign-1'))],
       ['alg none', async () => unsigned],
+      ['HS256 with the client secret (an unexpected algorithm)', async () => signedWithSecret(CLIENT_SECRET)],
     ];
     test.each(refused)('%s is refused: 400 code_exchange_failed and no session', async (_name, make) => {
       rewriter.set('authorization_code', await make());

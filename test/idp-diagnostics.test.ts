@@ -7,7 +7,7 @@ import { createLogger } from '../src/log.js';
 import { createOidcClient } from '../src/oidc/client.js';
 import { MemorySessionStore } from '../src/session/memory-store.js';
 import { Browser } from './support/browser.js';
-import { freePort } from './support/ports.js';
+import { freePort, waitFor } from './support/ports.js';
 import { CLIENT_ID, CLIENT_SECRET, SESSION_SECRET, startStack, type Stack } from './support/stack.js';
 
 const csrf = { 'x-csrf': '1' };
@@ -108,6 +108,71 @@ describe('each refresh logs one line with its outcome and duration', () => {
       sessionEnded: true,
       idp: { error: 'invalid_grant', status: 400 },
     });
+  });
+});
+
+describe('refresh outcomes of the lock: lock_timeout and lost_lock', () => {
+  let stack: Stack;
+  let release!: () => void;
+  let entered!: () => void;
+  const stalled = new Promise<void>((r) => (entered = r));
+  const gate = new Promise<void>((r) => (release = r));
+  beforeAll(async () => {
+    stack = await startStack({
+      instances: 2,
+      store: 'memory',
+      env: { BFF_REFRESH_LOCK_TTL: '60', BFF_UPSTREAM_TIMEOUT: '5' },
+      refreshHooks: (i) =>
+        i === 0
+          ? {
+              beforeRefresh: async () => {
+                entered();
+                await gate;
+              },
+            }
+          : undefined,
+    });
+  });
+  afterAll(async () => {
+    release();
+    await stack?.close();
+  });
+
+  test('a waiter past its deadline logs lock_timeout; a holder whose lock lapsed logs lost_lock', async () => {
+    const b = new Browser();
+    await b.login(stack.bffs[1]!.url);
+    const session = (await stack.sessionOf(b, stack.bffs[1]))!;
+    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+    const cookie = await b.jar.getCookieString(stack.bffs[1]!.url);
+
+    // Instance 0 takes the lock and holds it…
+    const holder = b.go(`${stack.bffs[0]!.url}/api/held`, { headers: { ...csrf, cookie } });
+    await stalled;
+    // …while instance 1 waits for it until its deadline (the clock moves, so nobody sleeps).
+    let waited: Awaited<ReturnType<Browser['go']>> | undefined;
+    const waiter = b.go(`${stack.bffs[1]!.url}/api/waits`, { headers: csrf }).then((p) => (waited = p));
+    await waitFor(
+      () => {
+        stack.clock.advance(500);
+        return waited;
+      },
+      10_000,
+      'the waiter to give up',
+    );
+    await waiter;
+    expect(waited!.status).toBe(503);
+    expect(parse(stack.bffs[1]!.logs).filter((l) => 'outcome' in l)).toEqual([
+      expect.objectContaining({ level: 40, outcome: 'lock_timeout', durationMs: expect.any(Number) }),
+    ]);
+
+    // The holder's lock lapses before it reaches the IdP: it backs out.
+    const before = parse(stack.bffs[0]!.logs).length;
+    stack.clock.advance(61_000);
+    release();
+    expect((await holder).status).toBe(503);
+    expect(parse(stack.bffs[0]!.logs, before).filter((l) => 'outcome' in l)).toEqual([
+      expect.objectContaining({ level: 40, outcome: 'lost_lock', durationMs: expect.any(Number) }),
+    ]);
   });
 });
 

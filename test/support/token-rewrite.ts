@@ -97,3 +97,11 @@ export const unsigned: IdTokenRewrite = async (token) => {
   const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
   return `${header}.${token.split('.')[1]}.`;
 };
+
+/** The same claims signed HS256 with a shared secret, such as the client secret (an unexpected algorithm). */
+export function signedWithSecret(secret: string): IdTokenRewrite {
+  return (token) =>
+    new SignJWT(decodeJwt(token))
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .sign(new TextEncoder().encode(secret));
+}
