@@ -81,6 +81,26 @@ describe('ID tokens are verified, not trusted', () => {
       expect(await stack.idp.provider.RefreshToken.find(session.tokens.refreshToken!)).toBeDefined();
     });
 
+    test('a 200 that is no token response (a proxy page) keeps the session and its refresh token', async () => {
+      const { b, refreshToken } = await dueSession();
+      let intercept = true;
+      stack.idp.provider.use(async (ctx, next) => {
+        if (intercept && ctx.path === '/token') {
+          intercept = false;
+          ctx.status = 200;
+          ctx.type = 'html';
+          ctx.body = '<html>a proxy page</html>';
+          return;
+        }
+        await next();
+      });
+      const api = await b.go(`${stack.bff.url}/api/x`, { headers: csrf });
+      expect(api.status).toBe(503);
+      expect(JSON.parse(api.text).error).toBe('idp_unavailable');
+      expect(await stack.idp.provider.RefreshToken.find(refreshToken)).toBeDefined();
+      expect((await b.go(`${stack.bff.url}/api/x`, { headers: csrf })).status).toBe(200);
+    });
+
     const refused: [string, () => Promise<IdTokenRewrite>][] = [
       ['a flipped signature byte', async () => flippedSignatureByte],
       ['a foreign key', async () => resignedWith(await newSigningKey('demo-1'))],

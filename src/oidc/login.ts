@@ -99,7 +99,9 @@ export async function completeLogin(
     };
   } catch (err) {
     const mapped = mapOidcError(err, 'login');
-    oidc.log.warn({ error: mapped.code, idp: describeIdpError(err) }, 'login could not be completed');
+    // A refused code exchange or an IdP outage is the operator's to fix; a denied or stale login is the user's.
+    const level = mapped.code === 'code_exchange_failed' || mapped.status >= 500 ? 'warn' : 'info';
+    oidc.log[level]({ error: mapped.code, idp: describeIdpError(err) }, 'login could not be completed');
     throw mapped;
   }
 }

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 
 /** What the IdP sent back to a token request, kept even when the library then refuses the response. */
 export interface CapturedTokenResponse {
+  /** The IdP answered 200 with tokens, so whatever it sent may have replaced the refresh token. */
   received?: boolean;
   refreshToken?: string;
 }
@@ -23,12 +24,12 @@ export async function capturingFetch(url: string, options: RequestInit): Promise
   const into = capture.getStore();
   if (!into || res.status !== 200) return res;
   const text = await res.text();
-  into.received = true;
   try {
-    const body = JSON.parse(text) as { refresh_token?: unknown };
+    const body = JSON.parse(text) as { access_token?: unknown; id_token?: unknown; refresh_token?: unknown };
+    into.received = typeof body.access_token === 'string' || typeof body.id_token === 'string';
     if (typeof body.refresh_token === 'string') into.refreshToken = body.refresh_token;
   } catch {
-    // Not JSON: the library reports that itself.
+    // Not JSON, so not a token response (a proxy's error page, say): the library reports it.
   }
   return new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
 }

@@ -72,7 +72,7 @@ export async function refreshTokens(
       client.refreshTokenGrant(configuration, previous.refreshToken!),
     );
   } catch (err) {
-    // A 200 answer that the library refused: its ID token failed the claim or algorithm checks.
+    // A token response that the library refused, e.g. its ID token failed the claim or algorithm checks.
     if (captured.received && !(err instanceof client.ResponseBodyError)) {
       return refuseResponse(oidc, previous, captured, err);
     }
