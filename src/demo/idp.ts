@@ -181,7 +181,16 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
     }
     await next();
   });
-  const oidcHandler = provider.callback();
+  // Koa composes its middleware when the handler is made: remake it when a test adds one later.
+  let composed = provider.middleware.length;
+  let handler = provider.callback();
+  const oidcHandler = (req: IncomingMessage, res: ServerResponse) => {
+    if (provider.middleware.length !== composed) {
+      composed = provider.middleware.length;
+      handler = provider.callback();
+    }
+    return handler(req, res);
+  };
   const demoUser = options.showCredentials ? options.users[0] : undefined;
 
   async function interaction(

@@ -10,6 +10,81 @@ function causeChain(err: Error): Error[] {
   return chain;
 }
 
+/**
+ * A refresh response that arrived but must not be used (an ID token that fails verification, or
+ * names another issuer or subject). The refresh token was already rotated, so the session ends.
+ */
+export class InvalidTokenResponseError extends BffError {
+  /** Whether the refresh token that came with the response was revoked at the IdP. */
+  readonly revoked: boolean;
+
+  constructor(options: { revoked: boolean; cause: unknown }) {
+    super('session_expired', { cause: options.cause });
+    this.revoked = options.revoked;
+  }
+}
+
+export interface IdpErrorDetails {
+  /** The OAuth `error` code, e.g. invalid_client. */
+  error?: string;
+  error_description?: string;
+  /** HTTP status of the IdP's answer. */
+  status?: number;
+  /** The error codes down the cause chain, outermost first, e.g. OAUTH_RESPONSE_IS_NOT_JSON, ECONNREFUSED, CERT_HAS_EXPIRED. */
+  code?: string;
+  /** The messages down the cause chain, outermost first: "fetch failed < connect ECONNREFUSED …". */
+  message?: string;
+}
+
+/** IdP-chosen text is logged, so it is cut short and stripped of anything but printable ASCII. */
+const printable = (value: unknown, max = 200): string | undefined =>
+  typeof value === 'string' ? value.replace(/[^\x20-\x7e]/g, '?').slice(0, max) : undefined;
+
+/**
+ * What an operator needs to act on an IdP failure, and nothing more: the OAuth error, its
+ * description, the HTTP status and the underlying error codes. Library errors carry whole response
+ * bodies and tokens, so fields are picked one by one rather than logging the error.
+ */
+export function describeIdpError(err: unknown): IdpErrorDetails {
+  const details: IdpErrorDetails = {};
+  const codes: string[] = [];
+  const messages: string[] = [];
+  let e: unknown = err instanceof BffError && err.cause ? err.cause : err;
+  // Duck-typed, not instanceof: fetch's errors come from Node's own realm, not always this one.
+  for (let depth = 0; depth < 6 && typeof e === 'object' && e !== null; depth++) {
+    if (isResponse(e)) {
+      details.status ??= e.status;
+      break;
+    }
+    if (Array.isArray(e)) {
+      // WWW-Authenticate challenges: the OAuth error of a 401 travels in their parameters.
+      const parameters = (e[0] as { parameters?: Record<string, unknown> } | undefined)?.parameters;
+      details.error ??= printable(parameters?.error, 100);
+      details.error_description ??= printable(parameters?.error_description);
+      break;
+    }
+    const fields = e as { status?: unknown; error?: unknown; error_description?: unknown; code?: unknown };
+    if (typeof fields.status === 'number') details.status ??= fields.status;
+    if (e instanceof client.ResponseBodyError || e instanceof client.AuthorizationResponseError) {
+      details.error ??= printable(fields.error, 100);
+      details.error_description ??= printable(fields.error_description);
+    }
+    if (typeof fields.code === 'string' && !codes.includes(fields.code)) codes.push(fields.code);
+    const message = printable((e as { message?: unknown }).message);
+    if (message && !messages.includes(message)) messages.push(message);
+    e = (e as { cause?: unknown }).cause;
+  }
+  if (codes.length > 0) details.code = codes.join(' < ');
+  if (messages.length > 0) details.message = messages.join(' < ');
+  return details;
+}
+
+function isResponse(value: object): value is Response {
+  return (
+    typeof (value as Response).status === 'number' && typeof (value as Response).headers?.get === 'function'
+  );
+}
+
 function isNetworkFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'AbortError' || err.name === 'TimeoutError') return true;

@@ -1,8 +1,9 @@
 import * as client from 'openid-client';
 import type { TokenSet } from '../session/sessions.js';
 import type { OidcClient } from './client.js';
-import { mapOidcError } from './errors.js';
-import { toTokenSet } from './tokens.js';
+import { BffError } from '../errors.js';
+import { describeIdpError, mapOidcError } from './errors.js';
+import { revokeRefreshToken, toTokenSet } from './tokens.js';
 
 export interface LoginChecks {
   readonly state: string;
@@ -56,7 +57,8 @@ export async function startLogin(oidc: OidcClient): Promise<LoginStart> {
 
 /**
  * Validates the authorization response (state, RFC 9207 iss, error=) and redeems the code with the
- * PKCE verifier; the ID token's signature, audience and nonce are checked by openid-client.
+ * PKCE verifier. openid-client checks the ID token's claims, nonce and algorithm; its signature is
+ * verified here against the IdP's JWKS, because the library trusts the token endpoint's TLS for it.
  */
 export async function completeLogin(
   oidc: OidcClient,
@@ -72,6 +74,12 @@ export async function completeLogin(
       expectedNonce: checks.nonce,
       idTokenExpected: true,
     });
+    try {
+      await oidc.verifyIdToken(response.id_token!);
+    } catch (err) {
+      if (response.refresh_token) await revokeRefreshToken(oidc, response.refresh_token);
+      throw new BffError('code_exchange_failed', { cause: err });
+    }
     const idClaims = response.claims()!;
     let claims: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(idClaims)) if (!PROTOCOL_CLAIMS.has(k)) claims[k] = v;
@@ -80,10 +88,7 @@ export async function completeLogin(
         const userinfo = await client.fetchUserInfo(configuration, response.access_token, idClaims.sub);
         claims = { ...claims, ...userinfo };
       } catch (err) {
-        oidc.log.warn(
-          { err: { message: (err as Error).message } },
-          'userinfo request failed; using ID token claims',
-        );
+        oidc.log.warn({ idp: describeIdpError(err) }, 'userinfo request failed; using ID token claims');
       }
     }
     return {
@@ -93,6 +98,10 @@ export async function completeLogin(
       claims,
     };
   } catch (err) {
-    throw mapOidcError(err, 'login');
+    const mapped = mapOidcError(err, 'login');
+    // A refused code exchange or an IdP outage is the operator's to fix; a denied or stale login is the user's.
+    const level = mapped.code === 'code_exchange_failed' || mapped.status >= 500 ? 'warn' : 'info';
+    oidc.log[level]({ error: mapped.code, idp: describeIdpError(err) }, 'login could not be completed');
+    throw mapped;
   }
 }

@@ -1,7 +1,9 @@
+import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import { refreshTime, type TokenSet } from '../session/sessions.js';
 import type { OidcClient } from './client.js';
-import { mapOidcError } from './errors.js';
+import { InvalidTokenResponseError, describeIdpError, mapOidcError } from './errors.js';
+import { captureTokenResponse, type CapturedTokenResponse } from './response-capture.js';
 
 /** Used when the IdP does not say how long an access token lives: short, so a wrong guess heals quickly. */
 const ASSUMED_LIFETIME_S = 300;
@@ -27,18 +29,64 @@ export function toTokenSet(
   return set;
 }
 
+/** OIDC Core 12.2: a refreshed ID token speaks of the same user, from the same issuer, as the first one. */
+function assertSameSubject(previous: TokenSet, claims: client.IDToken): void {
+  if (!previous.idToken) return;
+  const original = decodeJwt(previous.idToken);
+  for (const claim of ['iss', 'sub'] as const) {
+    if (claims[claim] !== original[claim]) {
+      throw new Error(`The refreshed ID token's "${claim}" differs from the original ID token's.`);
+    }
+  }
+}
+
+/**
+ * The IdP answered, but its answer cannot be used. The refresh token it carried has already replaced
+ * the old one, so the session cannot go on: that token is revoked and the session ends.
+ */
+async function refuseResponse(
+  oidc: OidcClient,
+  previous: TokenSet,
+  captured: CapturedTokenResponse,
+  cause: unknown,
+): Promise<never> {
+  const rotated = captured.refreshToken ?? previous.refreshToken;
+  const revoked = rotated ? await revokeRefreshToken(oidc, rotated) : false;
+  throw new InvalidTokenResponseError({ revoked, cause });
+}
+
+/**
+ * The refresh-token grant. A new ID token in the answer has its signature verified and must name
+ * the original issuer and subject; when it does not, the answer is refused (see refuseResponse).
+ */
 export async function refreshTokens(
   oidc: OidcClient,
   previous: TokenSet,
   now: () => number,
 ): Promise<TokenSet> {
+  const captured: CapturedTokenResponse = {};
+  let response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
   try {
     const configuration = await oidc.configuration();
-    const response = await client.refreshTokenGrant(configuration, previous.refreshToken!);
-    return toTokenSet(response, previous, now(), oidc.settings.refreshSkewMs);
+    response = await captureTokenResponse(captured, () =>
+      client.refreshTokenGrant(configuration, previous.refreshToken!),
+    );
   } catch (err) {
+    // A token response that the library refused, e.g. its ID token failed the claim or algorithm checks.
+    if (captured.received && !(err instanceof client.ResponseBodyError)) {
+      return refuseResponse(oidc, previous, captured, err);
+    }
     throw mapOidcError(err, 'refresh');
   }
+  if (response.id_token) {
+    try {
+      await oidc.verifyIdToken(response.id_token);
+      assertSameSubject(previous, response.claims()!);
+    } catch (err) {
+      return refuseResponse(oidc, previous, captured, err);
+    }
+  }
+  return toTokenSet(response, previous, now(), oidc.settings.refreshSkewMs);
 }
 
 /** RFC 7009. Best effort: a failure is logged and never blocks the logout it belongs to. */
@@ -49,7 +97,7 @@ export async function revokeRefreshToken(oidc: OidcClient, refreshToken: string)
     await client.tokenRevocation(configuration, refreshToken, { token_type_hint: 'refresh_token' });
     return true;
   } catch (err) {
-    oidc.log.warn({ err: { message: (err as Error).message } }, 'refresh token revocation failed');
+    oidc.log.warn({ idp: describeIdpError(err) }, 'refresh token revocation failed');
     return false;
   }
 }

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
 import { BffError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { InvalidTokenResponseError, describeIdpError } from '../oidc/errors.js';
 import type { Session, Sessions, TokenSet } from './sessions.js';
 
 export interface RefreshHooks {
@@ -20,6 +22,14 @@ export interface RefresherOptions {
   readonly now?: () => number;
   readonly hooks?: RefreshHooks;
 }
+
+/**
+ * How a refresh ended, as logged (and, by the same names, counted): success; invalid_grant (the IdP
+ * refused the refresh token, the session ends); idp_error (the IdP failed, or sent an answer that
+ * cannot be used); lock_timeout (another request's refresh took too long to wait for); lost_lock
+ * (the lock lapsed before the IdP call, so it was not made).
+ */
+export type RefreshOutcome = 'success' | 'invalid_grant' | 'idp_error' | 'lock_timeout' | 'lost_lock';
 
 const POLL_MIN_MS = 5;
 const POLL_MAX_MS = 50;
@@ -59,8 +69,16 @@ export class TokenRefresher {
     return shared;
   }
 
+  /** One line per refresh: debug when it worked, warn when not. */
+  private record(outcome: RefreshOutcome, startedAt: number, details: Record<string, unknown> = {}): void {
+    const entry = { outcome, durationMs: Math.round(performance.now() - startedAt), ...details };
+    if (outcome === 'success') this.opts.log.debug(entry, 'token refresh');
+    else this.opts.log.warn(entry, 'token refresh failed');
+  }
+
   private async coordinate(session: Session): Promise<TokenSet> {
     const { sessions, lockTtlMs, waitTimeoutMs } = this.opts;
+    const startedAt = performance.now();
     const deadline = this.now() + waitTimeoutMs;
     let pause = POLL_MIN_MS;
     for (;;) {
@@ -69,6 +87,7 @@ export class TokenRefresher {
         return this.refreshUnderLock(session, owner);
       }
       if (this.now() + pause >= deadline) {
+        this.record('lock_timeout', startedAt);
         throw new BffError('idp_unavailable', { message: 'The token refresh did not complete in time.' });
       }
       await delay(pause);
@@ -80,7 +99,7 @@ export class TokenRefresher {
   }
 
   private async refreshUnderLock(session: Session, owner: string): Promise<TokenSet> {
-    const { sessions, lockTtlMs, log } = this.opts;
+    const { sessions, lockTtlMs } = this.opts;
     const renew = setInterval(() => {
       sessions.store.renewLock(session.key, owner, lockTtlMs).catch(() => undefined);
     }, lockTtlMs / 3);
@@ -93,19 +112,33 @@ export class TokenRefresher {
       await this.opts.hooks?.beforeRefresh?.(session);
       // Last moment to back out: if the lock lapsed (a stall, a Redis blip), someone else may be refreshing
       // with this very refresh token, and a second use would make the IdP revoke the grant.
+      const startedAt = performance.now();
       if (!(await sessions.store.renewLock(session.key, owner, lockTtlMs))) {
+        this.record('lost_lock', startedAt);
         throw new BffError('idp_unavailable', { message: 'The token refresh lost its lock; try again.' });
       }
       let next: TokenSet;
       try {
         next = await this.opts.refresh(current.tokens);
       } catch (err) {
-        if (err instanceof BffError && err.code === 'session_expired') {
-          await sessions.destroy(session);
-          log.info('refresh token rejected by the IdP; session ended');
+        const ends = err instanceof BffError && err.code === 'session_expired';
+        if (ends) await sessions.destroy(session);
+        if (err instanceof InvalidTokenResponseError) {
+          this.record('idp_error', startedAt, {
+            reason: 'invalid_token_response',
+            sessionEnded: true,
+            refreshTokenRevoked: err.revoked,
+            idp: describeIdpError(err),
+          });
+        } else {
+          this.record(ends ? 'invalid_grant' : 'idp_error', startedAt, {
+            ...(ends ? { sessionEnded: true } : {}),
+            idp: describeIdpError(err),
+          });
         }
         throw err;
       }
+      this.record('success', startedAt);
       if (await sessions.writeTokens(session, current.version, next)) return next;
       // Only possible if the lock lapsed while we worked: trust whatever the winner stored.
       const winner = await sessions.readTokens(session);
