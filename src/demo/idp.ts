@@ -1,7 +1,16 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { SignJWT, exportJWK, generateKeyPair, type JWTPayload } from 'jose';
-import Provider, { type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { restoreWarnings } from './idp-runtime-notice.js';
+import Provider, {
+  errors,
+  type ClientMetadata,
+  type Configuration,
+  type KoaContextWithOIDC,
+} from 'oidc-provider';
+import { unboundedMemoryAdapter } from './idp-storage.js';
 import { consentPage, escapeHtml, loggedOutPage, loginPage, logoutPage, page } from './pages.js';
+
+restoreWarnings();
 
 export interface DemoUser {
   readonly username: string;
@@ -83,6 +92,7 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
 
   const users = new Map(options.users.map((u) => [u.sub, u]));
   const configuration: Configuration = {
+    adapter: unboundedMemoryAdapter(),
     clients: options.clients,
     jwks: { keys: [jwk] },
     cookies: { keys: ['coatcheck-demo-idp-cookie-key-0001'] },
@@ -116,7 +126,16 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
     },
     features: {
       devInteractions: { enabled: false },
-      revocation: { enabled: true },
+      // The library's default policy, stated so it does not announce itself: a client revokes only its own tokens.
+      revocation: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) => {
+          if (token.clientId !== client.clientId) {
+            throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+          }
+          return true;
+        },
+      },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
