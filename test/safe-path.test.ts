@@ -50,7 +50,7 @@ describe('isSafePath: dot segments hidden by invisible characters or Unicode loo
 });
 
 describe('isSafePath: properties', () => {
-  const plainChar = fc.constantFrom(...'abcxyz0123-_~!$&\'()*+,=:@'.split(''));
+  const plainChar = fc.constantFrom(..."abcxyz0123-_~!$&'()*+,=:@".split(''));
   const plainSegment = fc.string({ unit: plainChar, minLength: 1, maxLength: 8 });
 
   test('paths without ".", "%", "\\" or "#" are always safe', () => {
@@ -62,7 +62,18 @@ describe('isSafePath: properties', () => {
   });
 
   // Things an upstream may strip or fold, and ways a client may encode each character.
-  const invisible = fc.constantFrom('\u0000', ' ', '\t', '\n', '\r', '\u007f', '\u00a0', '\u200b', '\ufeff', '\u3000');
+  const invisible = fc.constantFrom(
+    '\u0000',
+    ' ',
+    '\t',
+    '\n',
+    '\r',
+    '\u007f',
+    '\u00a0',
+    '\u200b',
+    '\ufeff',
+    '\u3000',
+  );
   const dot = fc.constantFrom('.', '\uff0e', '\ufe52', '\u2024');
   const encoding = fc.constantFrom(
     (c: string) => (c === '.' ? c : enc(c)),
