@@ -22,7 +22,7 @@ export interface TestUpstream {
  *  /slow?ms=N  answers after N ms (the upstream's own behaviour, used to provoke 504s);
  *  /big?bytes=N  streams N bytes; /status/N  answers with status N;
  *  /cache-lines  sends Cache-Control as two lines; /cache-qualified-private  a qualified `private`;
- *  /early  sends its response head at once, before reading the body; anything else echoes JSON.
+ *  /early  starts its answer at once, before reading the body; anything else echoes JSON.
  */
 export async function startUpstream(): Promise<TestUpstream> {
   const requests: Recorded[] = [];
@@ -34,7 +34,7 @@ export async function startUpstream(): Promise<TestUpstream> {
     });
     if (req.url?.endsWith('/early')) {
       res.writeHead(200, { 'content-type': 'text/plain' });
-      res.flushHeaders();
+      res.write('started\n');
     }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
