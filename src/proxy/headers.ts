@@ -137,36 +137,18 @@ function setsBffCookie(line: string): boolean {
   return name === '' || isBffCookie(name);
 }
 
-/** Directives that already keep a per-user answer out of shared caches, or say the API meant it to be shared. */
-const SHARED_CACHE_DECIDED = new Set(['public', 'no-store', 's-maxage']);
-
 /**
- * Whether a Cache-Control list (every line of it, joined) leaves shared caches to decide for
- * themselves. Only an unqualified `private` counts as private: `private="Set-Cookie"` lets a shared
- * cache store the body. Quoted values are skipped whole, since they may hold commas and names.
+ * A directive that already keeps a per-user answer out of shared caches (an unqualified `private`,
+ * `no-store`), or says the API meant it to be shared (`public`, `s-maxage`). A qualified
+ * `private="Set-Cookie"` does not count: it lets a shared cache store the body.
  */
-function needsPrivate(value: string): boolean {
-  const n = value.length;
-  let i = 0;
-  while (i < n) {
-    const start = i;
-    while (i < n && value.charCodeAt(i) !== 44 && value.charCodeAt(i) !== 61) i++; // ',' '='
-    const name = value.slice(start, i).trim().toLowerCase();
-    let qualified = false;
-    if (value.charCodeAt(i) === 61) {
-      qualified = true;
-      i++;
-      while (i < n && (value.charCodeAt(i) === 32 || value.charCodeAt(i) === 9)) i++;
-      if (value.charCodeAt(i) === 34) {
-        for (i++; i < n && value.charCodeAt(i) !== 34; i++) if (value.charCodeAt(i) === 92) i++;
-        i++;
-      }
-      while (i < n && value.charCodeAt(i) !== 44) i++;
-    }
-    i++;
-    if (name === 'private' ? !qualified : SHARED_CACHE_DECIDED.has(name)) return false;
-  }
-  return true;
+const DECIDED = /(?:^|,)[ \t]*(?:(?:private|public|no-store)[ \t]*(?:,|$)|s-maxage[ \t]*=)/i;
+/** Quoted directive values, which may hold commas and directive names. */
+const QUOTED = /"(?:[^"\\]|\\.)*"?/g;
+
+/** Whether a Cache-Control list (every line of it, joined) leaves shared caches to decide for themselves. */
+function needsPrivate(list: string): boolean {
+  return !DECIDED.test(list.includes('"') ? list.replace(QUOTED, '""') : list);
 }
 
 /**

@@ -6,6 +6,7 @@ const INVISIBLE = /[\p{Cc}\p{Cf}\p{Z}]/gu;
 const NOT_PLAIN = /[^\x21-\x7e]/;
 
 function hasDotSegment(text: string): boolean {
+  if (!text.includes('.')) return false;
   for (const part of text.split(/[/\\]/)) {
     const bare = part.split(';', 1)[0];
     if (bare === '.' || bare === '..') return true;
@@ -14,13 +15,14 @@ function hasDotSegment(text: string): boolean {
 }
 
 /**
- * The text as an upstream that cleans up Unicode would read it: invisible characters removed, and
- * NFKC applied, which folds look-alikes into ASCII ("．" U+FF0E and "․" U+2024 into ".", "‥" into
- * "..", "／" into "/", "％" into "%"). Removing before and after catches spaces that NFKC makes.
+ * The text as an upstream that cleans up Unicode would read it: NFKC applied, which folds
+ * look-alikes into ASCII ("．" U+FF0E and "․" U+2024 into ".", "‥" into "..", "／" into "/", "％"
+ * into "%"), then invisible characters removed, including the spaces NFKC makes. Removing them
+ * first would change nothing: NFKC maps each character on its own, and nothing composes into ASCII.
  */
 function folded(text: string): string {
   if (!NOT_PLAIN.test(text)) return text;
-  return text.replace(INVISIBLE, '').normalize('NFKC').replace(INVISIBLE, '');
+  return text.normalize('NFKC').replace(INVISIBLE, '');
 }
 
 /**
