@@ -9,11 +9,28 @@ export interface RunningServer {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** How long a whole request, body included, may take to arrive; uploads slower than this are cut. */
+const REQUEST_TIMEOUT_MS = 300_000;
+
+/**
+ * Listens with the timeouts from the app's config. Node counts headersTimeout and requestTimeout
+ * per request, from its first byte, so an idle keep-alive connection is governed by
+ * keepAliveTimeout alone and a short headersTimeout does not race a load balancer's reuse of it.
+ * Node only looks for expired requests every connectionsCheckingInterval, so that is a fraction of
+ * headersTimeout (capped, since each check walks every open connection).
+ */
 export async function listen(app: App, port: number, host: string, log: Logger): Promise<RunningServer> {
-  const server = createServer(app);
+  const { headersTimeoutMs } = app.context.config;
+  const server = createServer(
+    {
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: Math.max(REQUEST_TIMEOUT_MS, headersTimeoutMs),
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.round(headersTimeoutMs / 4))),
+    },
+    app,
+  );
   // Behind a load balancer with its own idle timeout, ours must be longer, or it races the LB's reuse.
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -168,6 +168,57 @@ describe('API routes: forwarding', () => {
     expect(got['x-forwarded-host']).toBe(new URL(stack.bff.url).host);
   });
 
+  test('identity and client-address claims from the browser never reach the upstream', async () => {
+    const claims = [
+      'X-Forwarded-User: admin',
+      'X-Forwarded-Email: admin@example.com',
+      'X-Forwarded-Groups: admins',
+      'X-Forwarded-Proto: https',
+      'Forwarded: for=1.2.3.4',
+      'X-Real-IP: 1.2.3.4',
+      'True-Client-IP: 1.2.3.4',
+      'X-Client-IP: 1.2.3.4',
+      'CF-Connecting-IP: 1.2.3.4',
+      'X-Cluster-Client-IP: 1.2.3.4',
+      'X-Original-URI: /admin',
+      'X-Original-Method: DELETE',
+      'X-Original-Host: admin.example',
+      'X-Host: admin.example',
+      'Remote-User: admin',
+      'X-Remote-User: admin',
+      'X-Auth-Request-User: admin',
+      'X-Auth-Request-Email: admin@example.com',
+      'X-Amzn-Oidc-Identity: admin',
+      'X-Amzn-Oidc-Data: e30.e30.',
+      'X-Envoy-Original-Path: /admin',
+      'X-Envoy-Peer-Metadata: x',
+    ];
+    const res = await rawGet(
+      '/api/things',
+      await cookieHeader(alice),
+      ['Connection: close', 'X-Forwardedness: kept', 'X-User-Agent-Hint: kept', ...claims].join('\r\n'),
+    );
+    expect(res.status).toBe(200);
+    const got = lastUpstream().headers;
+    for (const line of claims) {
+      const name = line.slice(0, line.indexOf(':')).toLowerCase();
+      if (name === 'x-forwarded-proto') continue;
+      expect([name, got[name]]).toEqual([name, undefined]);
+    }
+    // What coatcheck vouches for, and nothing the client said.
+    expect(got['x-forwarded-proto']).toBe('http');
+    expect(got['x-forwarded-for']).toBe('127.0.0.1');
+    expect(got['x-forwarded-host']).toBe(new URL(stack.bff.url).host);
+    expect(
+      Object.keys(got)
+        .filter((n) => n.startsWith('x-forwarded-'))
+        .sort(),
+    ).toEqual(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+    // Names that merely look alike are the API's business.
+    expect(got['x-forwardedness']).toBe('kept');
+    expect(got['x-user-agent-hint']).toBe('kept');
+  });
+
   test.each(['TRACE', 'PROPFIND', 'SEARCH'])(
     '%s gets 405 JSON with Allow, and never reaches the upstream',
     async (method) => {
@@ -214,6 +265,15 @@ describe('API routes: forwarding', () => {
     expect(page.headers['cache-control']).toBe('private, max-age=60');
     expect(page.setCookies).toEqual(['theme=light; Path=/']);
     expect((await alice.go(`${stack.bff.url}/bff/user`, { headers: csrf })).status).toBe(200);
+  });
+
+  test.each([
+    ['two Cache-Control lines', 'cache-lines', 'private, max-age=60, must-revalidate'],
+    ['a qualified private', 'cache-qualified-private', 'private, max-age=60, private="Set-Cookie"'],
+  ])('%s: the answer still leaves marked private for shared caches', async (_name, path, expected) => {
+    const page = await alice.go(`${stack.bff.url}/api/${path}`, { headers: csrf });
+    expect(page.status).toBe(200);
+    expect(page.headers['cache-control']).toBe(expected);
   });
 
   test('streams large bodies both ways', async () => {
@@ -267,6 +327,11 @@ describe('API routes: forwarding', () => {
     '/api/%252e%252e/admin',
     '/api/%25252e%25252e/admin',
     '/api/%2525252e%2525252e/admin',
+    '/api/.%00./admin',
+    '/api/%20../admin',
+    '/api/..%09/admin',
+    '/api/%ef%bc%8e%ef%bc%8e/admin',
+    '/api/%EF%BC%8E./admin',
   ])('refuses %s with 400 before anything reaches the upstream', async (path) => {
     const before = stack.upstream.requests.length;
     const res = await rawGet(path, await cookieHeader(alice));

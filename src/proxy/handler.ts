@@ -43,6 +43,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
   const publicHttps = publicUrl.protocol === 'https:';
   const forwarded = { proto: publicUrl.protocol.slice(0, -1), host: publicUrl.host };
   const basePath = config.basePath;
+  const maxBodySize = config.maxBodySize;
 
   async function handle(
     req: IncomingMessage,
@@ -56,6 +57,13 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     }
     if (!isSafePath(path)) throw new BffError('invalid_path');
     if (!hasCsrfHeader(req)) throw new BffError('csrf_header_missing');
+    // Refused before the session is read: nothing of it is forwarded, and the connection closes
+    // rather than reading a body that is known to be too large.
+    const length = req.headers['content-length'];
+    if (maxBodySize && length !== undefined && Number(length) > maxBodySize) {
+      res.setHeader('Connection', 'close');
+      throw new BffError('payload_too_large');
+    }
     // The same rule as secureCookies(): https here, via a trusted proxy, or by the public URL.
     const remote = req.socket.remoteAddress ?? '';
     const xfp = req.headers['x-forwarded-proto'];
@@ -76,6 +84,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
         ...forwarded,
       }),
       timeoutMs: config.upstreamTimeoutMs,
+      maxBodySize,
     });
   }
 

@@ -16,14 +16,6 @@ const NOT_FORWARDED = new Set([
   'expect',
   'cookie',
   'authorization',
-  // Set by coatcheck from what it knows; a client's own values would let it lie to the upstream.
-  'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-host',
-  'x-forwarded-proto',
-  'x-forwarded-port',
-  'x-forwarded-prefix',
-  'x-real-ip',
   // Some frameworks take the path or method from these, which would route around an upstream's
   // own rules for what the browser actually asked.
   'x-original-url',
@@ -32,6 +24,46 @@ const NOT_FORWARDED = new Set([
   'x-http-method',
   'x-method-override',
 ]);
+
+/**
+ * Headers that gateways set and APIs trust, for who the client is or what it asked: the client
+ * address, the original URL or method, the authenticated user. Whatever the browser sent under
+ * these names is dropped, so the only such claims the upstream sees are the ones coatcheck adds
+ * itself (X-Forwarded-For, -Proto and -Host). This is the one list; the README's security notes
+ * name the same headers.
+ *
+ * Exact names, lowercased as Node gives them.
+ */
+export const CLIENT_CLAIM_HEADERS: ReadonlySet<string> = new Set([
+  'forwarded',
+  'x-real-ip',
+  'true-client-ip',
+  'x-client-ip',
+  'cf-connecting-ip',
+  'x-cluster-client-ip',
+  'x-original-uri',
+  'x-original-method',
+  'x-original-host',
+  'x-host',
+  'remote-user',
+  'x-remote-user',
+]);
+
+/** Whole families, by prefix: X-Forwarded-User, X-Auth-Request-Email, X-Amzn-Oidc-Data, X-Envoy-… */
+export const CLIENT_CLAIM_PREFIXES: readonly string[] = [
+  'x-forwarded-',
+  'x-auth-request-',
+  'x-amzn-oidc-',
+  'x-envoy-',
+];
+
+/** Every prefix starts "x-", so most names are settled by their first two characters. */
+export function isClientClaim(name: string): boolean {
+  if (CLIENT_CLAIM_HEADERS.has(name)) return true;
+  if (name.charCodeAt(0) !== 120 || name.charCodeAt(1) !== 45) return false;
+  for (const prefix of CLIENT_CLAIM_PREFIXES) if (name.startsWith(prefix)) return true;
+  return false;
+}
 
 const HOP_BY_HOP_RESPONSE = new Set([
   'connection',
@@ -53,12 +85,12 @@ function connectionListed(value: string | string[] | undefined): Set<string> | u
   return listed.length ? new Set(listed) : undefined;
 }
 
-/** The end-to-end request headers, minus hop-by-hop ones, coatcheck's cookies and client-supplied forwarding headers. */
+/** The end-to-end request headers, minus hop-by-hop ones, coatcheck's cookies and the client's own claims (isClientClaim). */
 export function forwardableHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
   const extra = connectionListed(incoming.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in incoming) {
-    if (NOT_FORWARDED.has(name) || extra?.has(name)) continue;
+    if (NOT_FORWARDED.has(name) || isClientClaim(name) || extra?.has(name)) continue;
     const value = incoming[name];
     if (value !== undefined) out[name] = value;
   }
@@ -91,22 +123,41 @@ export function upstreamRequestHeaders(
 /**
  * Whether a Set-Cookie line from an upstream could plant or overwrite one of coatcheck's cookies.
  * The name is parsed the way browsers do (trimmed, RFC 6265 §5.2), not matched as a prefix, so
- * "__Host-coatcheck =x" cannot slip past. A line without "=" sets a nameless cookie whose value
- * reads as a name on the way back, so it is dropped too.
+ * "__Host-coatcheck =x" cannot slip past. A cookie whose name is empty ("=coatcheck=x", or a line
+ * without "=") is sent back by browsers as its bare value, which a server reads as "name=value":
+ * it could pose as any cookie, coatcheck's included, and no API needs one, so every such line is
+ * dropped rather than only those whose value looks like ours.
  */
 function setsBffCookie(line: string): boolean {
   const end = line.indexOf(';');
   const pair = end === -1 ? line : line.slice(0, end);
   const eq = pair.indexOf('=');
-  return eq === -1 || isBffCookie(pair.slice(0, eq).trim());
+  if (eq === -1) return true;
+  const name = pair.slice(0, eq).trim();
+  return name === '' || isBffCookie(name);
+}
+
+/**
+ * A directive that already keeps a per-user answer out of shared caches (an unqualified `private`,
+ * `no-store`), or says the API meant it to be shared (`public`, `s-maxage`). A qualified
+ * `private="Set-Cookie"` does not count: it lets a shared cache store the body.
+ */
+const DECIDED = /(?:^|,)[ \t]*(?:(?:private|public|no-store)[ \t]*(?:,|$)|s-maxage[ \t]*=)/i;
+/** Quoted directive values, which may hold commas and directive names. */
+const QUOTED = /"(?:[^"\\]|\\.)*"?/g;
+
+/** Whether a Cache-Control list (every line of it, joined) leaves shared caches to decide for themselves. */
+function needsPrivate(list: string): boolean {
+  return !DECIDED.test(list.includes('"') ? list.replace(QUOTED, '""') : list);
 }
 
 /**
  * The upstream's response headers for the browser: unchanged, except hop-by-hop headers, any
  * Set-Cookie that would overwrite coatcheck's own cookies, and caching. The browser's request
  * carried a cookie, not the Authorization header the upstream saw, so a shared cache in front of
- * coatcheck would not know the answer is per user: anything cacheable that is not explicitly
- * public or private is marked private.
+ * coatcheck would not know the answer is per user: a Cache-Control that neither says `private`
+ * nor decides for shared caches (`public`, `s-maxage`, `no-store`) gets `private` in front.
+ * Several Cache-Control lines are one list (RFC 9110 §5.3), and leave as one line.
  */
 export function downstreamResponseHeaders(
   upstream: Record<string, string | string[] | undefined>,
@@ -127,8 +178,10 @@ export function downstreamResponseHeaders(
     else delete out['set-cookie'];
   }
   const cacheControl = out['cache-control'];
-  if (typeof cacheControl === 'string' && !/\b(public|private|no-store|s-maxage)\b/i.test(cacheControl)) {
-    out['cache-control'] = `private, ${cacheControl}`;
+  if (cacheControl !== undefined) {
+    const list = Array.isArray(cacheControl) ? cacheControl.join(', ') : String(cacheControl);
+    if (needsPrivate(list)) out['cache-control'] = list.trim() ? `private, ${list}` : 'private';
+    else if (list !== cacheControl) out['cache-control'] = list;
   }
   return out;
 }

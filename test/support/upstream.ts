@@ -9,7 +9,10 @@ export interface Recorded {
 
 export interface TestUpstream {
   readonly url: string;
+  /** Requests whose body arrived whole. */
   readonly requests: Recorded[];
+  /** Every request whose head arrived, whole or not; and those whose client went away mid-body. */
+  readonly counts: { started: number; aborted: number };
   readonly server: Server;
   close(): Promise<void>;
 }
@@ -17,11 +20,22 @@ export interface TestUpstream {
 /**
  * A real HTTP API that records what it receives. Paths:
  *  /slow?ms=N  answers after N ms (the upstream's own behaviour, used to provoke 504s);
- *  /big?bytes=N  streams N bytes; /status/N  answers with status N; anything else echoes JSON.
+ *  /big?bytes=N  streams N bytes; /status/N  answers with status N;
+ *  /cache-lines  sends Cache-Control as two lines; /cache-qualified-private  a qualified `private`;
+ *  /early  starts its answer at once, before reading the body; anything else echoes JSON.
  */
 export async function startUpstream(): Promise<TestUpstream> {
   const requests: Recorded[] = [];
+  const counts = { started: 0, aborted: 0 };
   const server = createServer((req, res) => {
+    counts.started++;
+    req.on('close', () => {
+      if (!req.complete) counts.aborted++;
+    });
+    if (req.url?.endsWith('/early')) {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('started\n');
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -41,6 +55,22 @@ export async function startUpstream(): Promise<TestUpstream> {
         res.end(JSON.stringify({ status: Number(status[1]) }));
         return;
       }
+      if (url.pathname.endsWith('/early')) {
+        res.end('early');
+        return;
+      }
+      if (url.pathname.endsWith('/cache-lines')) {
+        // Two header lines, not one list: setHeader sends an array as repeated lines.
+        res.setHeader('cache-control', ['max-age=60', 'must-revalidate']);
+        res.writeHead(200);
+        res.end('ok');
+        return;
+      }
+      if (url.pathname.endsWith('/cache-qualified-private')) {
+        res.writeHead(200, { 'cache-control': 'max-age=60, private="Set-Cookie"' });
+        res.end('ok');
+        return;
+      }
       if (url.pathname.endsWith('/cookie-and-cache')) {
         res.writeHead(200, {
           'cache-control': 'max-age=60',
@@ -53,6 +83,9 @@ export async function startUpstream(): Promise<TestUpstream> {
             '__HOST-coatcheck=forged-upper-prefix; Path=/; Secure',
             'coatcheck-login-abc =forged-login; Path=/',
             'nameless-value-without-equals',
+            // An empty name: browsers send the value back bare, which reads as "coatcheck=…".
+            '=coatcheck=forged-nameless; Path=/',
+            ' =coatcheck-login-abc=forged-nameless-login; Path=/',
             'theme=light; Path=/',
           ],
         });
@@ -88,6 +121,7 @@ export async function startUpstream(): Promise<TestUpstream> {
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    counts,
     server,
     async close() {
       server.closeAllConnections();
