@@ -133,6 +133,33 @@ describe('a port already in use in demo mode names the server and the variable t
   });
 });
 
+test('a port already in use in production is one line naming BFF_PORT, not a stack', async () => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const taken = (blocker.address() as { port: number }).port;
+  try {
+    const p = run({
+      BFF_PORT: String(taken),
+      BFF_HOST: '127.0.0.1',
+      BFF_PUBLIC_URL: 'http://localhost:8080',
+      // Discovery failing at boot is retried on demand, so start-up gets as far as listening.
+      BFF_ISSUER: `http://127.0.0.1:${await freePort()}`,
+      BFF_CLIENT_ID: CLIENT_ID,
+      BFF_CLIENT_SECRET: CLIENT_SECRET,
+      BFF_SESSION_STORE: 'memory',
+      BFF_SESSION_SECRET: SESSION_SECRET,
+      BFF_ROUTES: '[{"path":"/api","target":"http://127.0.0.1:5000"}]',
+    });
+    expect(await outcome(p, 'coatcheck listening')).toBe(1);
+    expect(p.err()).toContain(
+      `BFF_PORT: port ${taken} on 127.0.0.1 is already in use; stop what uses it, or set BFF_PORT to a free port`,
+    );
+    expect(p.err()).not.toMatch(/^\s+at /m);
+  } finally {
+    await new Promise((resolve) => blocker.close(resolve));
+  }
+});
+
 describe('a configured process', () => {
   let idp: Idp;
   let redis: TestRedis;
