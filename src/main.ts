@@ -13,7 +13,10 @@ async function main(): Promise<void> {
   try {
     if (!env.BFF_ISSUER && env.NODE_ENV === 'production') {
       // Fail closed: a production deployment that lost its IdP setting must not start an embedded demo IdP.
-      throw new ConfigError(['BFF_ISSUER: is required (demo mode is disabled when NODE_ENV=production)']);
+      throw new ConfigError(
+        ['BFF_ISSUER: is required (demo mode is disabled when NODE_ENV=production)'],
+        unknownNameWarnings(env),
+      );
     }
     if (!env.BFF_ISSUER && demoModeProblems(env).length) {
       throw new ConfigError(demoModeProblems(env), unknownNameWarnings(env));

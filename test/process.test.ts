@@ -55,10 +55,13 @@ test('a misconfiguration stops start-up with every problem listed and no secret 
 });
 
 test('without BFF_ISSUER and with NODE_ENV=production it refuses to start rather than run demo mode', async () => {
-  const p = run({ NODE_ENV: 'production' });
+  const p = run({ NODE_ENV: 'production', BFF_ISSUR: 'https://idp.example.com' });
   const [code] = (await once(p.child, 'exit')) as [number];
   expect(code).toBe(1);
   expect(p.err()).toContain('BFF_ISSUER: is required (demo mode is disabled when NODE_ENV=production)');
+  expect(p.err()).toContain(
+    'BFF_ISSUR: is not a coatcheck variable and is ignored; did you mean BFF_ISSUER?',
+  );
 });
 
 /** Exit code, or undefined if the process got as far as printing `readyText` (it is then killed). */
