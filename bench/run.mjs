@@ -253,6 +253,8 @@ async function main() {
       BFF_CLIENT_SECRET: CLIENT.secret,
       BFF_REDIS_URL: redisUrl,
       BFF_SESSION_SECRET: SECRET,
+      // oidc-provider issues a refresh token for offline_access only with prompt=consent (OIDC Core §11).
+      BFF_AUTH_PARAMS: 'prompt=consent',
       BFF_ROUTES: JSON.stringify([{ path: '/api', target: `http://127.0.0.1:${ports.upstream}/v1` }]),
       BFF_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     },

@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from './config/load.js';
+import { demoModeProblems, unknownNameWarnings } from './config/names.js';
 import { createLogger } from './log.js';
 import { startCoatcheck } from './start.js';
 
@@ -12,16 +13,30 @@ async function main(): Promise<void> {
   try {
     if (!env.BFF_ISSUER && env.NODE_ENV === 'production') {
       // Fail closed: a production deployment that lost its IdP setting must not start an embedded demo IdP.
-      throw new ConfigError(['BFF_ISSUER: is required (demo mode is disabled when NODE_ENV=production)']);
+      throw new ConfigError(
+        ['BFF_ISSUER: is required (demo mode is disabled when NODE_ENV=production)'],
+        unknownNameWarnings(env),
+      );
+    }
+    if (!env.BFF_ISSUER && demoModeProblems(env).length) {
+      throw new ConfigError(demoModeProblems(env), unknownNameWarnings(env));
     }
     if (!env.BFF_ISSUER) {
       const { runDemo } = await import('./demo/run.js');
       stop = (await runDemo(env)).stop;
     } else {
       const config = loadConfig(env);
-      stop = (await startCoatcheck(config, createLogger(config.logLevel))).stop;
+      stop = (
+        await startCoatcheck(config, createLogger(config.logLevel)).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EADDRINUSE') throw err;
+          throw new ConfigError([
+            `BFF_PORT: port ${config.port} on ${config.host} is already in use; stop what uses it, or set BFF_PORT to a free port`,
+          ]);
+        })
+      ).stop;
     }
   } catch (err) {
+    // No logger exists yet, so the reason goes to stderr, as a plain list rather than a stack.
     if (err instanceof ConfigError) {
       process.stderr.write(`coatcheck: ${err.message}\n`);
       process.exit(1);

@@ -1,4 +1,5 @@
 import { createApp, type App } from './app.js';
+import { describeConfig } from './config/describe.js';
 import { ConfigError, type Config } from './config/load.js';
 import type { Logger } from './log.js';
 import { createOidcClient } from './oidc/client.js';
@@ -17,6 +18,9 @@ export interface Coatcheck {
 
 /** Builds and starts one coatcheck from a validated config: the wiring shared by production and demo mode. */
 export async function startCoatcheck(config: Config, log: Logger): Promise<Coatcheck> {
+  // First, so it is on record even when Redis or the IdP is what fails next.
+  log.info({ config: describeConfig(config) }, 'effective configuration');
+  for (const warning of config.warnings) log.warn(warning);
   let store: SessionStore;
   if (config.store.kind === 'redis') {
     const redisStore = new RedisSessionStore(config.store.url);

@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, type Server } from 'node:net';
 import { request } from 'undici';
 import { startIdp, type Idp } from '../src/demo/idp.js';
 import { Browser } from './support/browser.js';
@@ -54,10 +55,112 @@ test('a misconfiguration stops start-up with every problem listed and no secret 
 });
 
 test('without BFF_ISSUER and with NODE_ENV=production it refuses to start rather than run demo mode', async () => {
-  const p = run({ NODE_ENV: 'production' });
+  const p = run({ NODE_ENV: 'production', BFF_ISSUR: 'https://idp.example.com' });
   const [code] = (await once(p.child, 'exit')) as [number];
   expect(code).toBe(1);
   expect(p.err()).toContain('BFF_ISSUER: is required (demo mode is disabled when NODE_ENV=production)');
+  expect(p.err()).toContain(
+    'BFF_ISSUR: is not a coatcheck variable and is ignored; did you mean BFF_ISSUER?',
+  );
+});
+
+/** Exit code, or undefined if the process got as far as printing `readyText` (it is then killed). */
+async function outcome(p: ReturnType<typeof run>, readyText: string): Promise<number | undefined> {
+  const exited = once(p.child, 'exit').then(([code]) => code as number);
+  const result = await new Promise<number | undefined>((resolve) => {
+    const onData = (): void => {
+      if (p.out().includes(readyText)) resolve(undefined);
+    };
+    p.child.stdout!.on('data', onData);
+    void exited.then((code) => {
+      p.child.stdout!.off('data', onData);
+      resolve(code);
+    });
+  });
+  if (p.child.exitCode === null) {
+    p.child.kill('SIGKILL');
+    await exited;
+  }
+  return result;
+}
+
+test('production variables without BFF_ISSUER are refused instead of starting a demo', async () => {
+  const [app, idp, api] = await Promise.all([freePort(), freePort(), freePort()]);
+  const p = run({
+    BFF_ISSUR: 'https://idp.example.com',
+    BFF_CLIENT_ID: 'spa',
+    BFF_ROUTES: '[{"path":"/api","target":"http://127.0.0.1:5000"}]',
+    BFF_PUBLIC_URL: 'https://app.example.com',
+    BFF_SESSION_SECRET: 'a-session-secret-that-must-never-be-printed',
+    BFF_PORT: String(app),
+    BFF_DEMO_IDP_PORT: String(idp),
+    BFF_DEMO_API_PORT: String(api),
+  });
+  expect(await outcome(p, 'demo is running')).toBe(1);
+  const err = p.err();
+  expect(err).toContain(
+    'coatcheck: invalid configuration:\n  - BFF_ISSUER: is required, because production variables are set (BFF_CLIENT_ID, BFF_PUBLIC_URL, BFF_ROUTES, BFF_SESSION_SECRET)',
+  );
+  expect(err).toContain('To run the demo instead');
+  expect(err).toContain('BFF_ISSUR: is not a coatcheck variable and is ignored; did you mean BFF_ISSUER?');
+  expect(err).not.toContain('a-session-secret-that-must-never-be-printed');
+  expect(p.out()).not.toContain('demo');
+});
+
+describe('a port already in use in demo mode names the server and the variable that moves it', () => {
+  let blocker: Server;
+  afterEach(async () => {
+    await new Promise((resolve) => blocker.close(resolve));
+  });
+
+  test.each([
+    ['BFF_PORT', 'the app (coatcheck)'],
+    ['BFF_DEMO_IDP_PORT', 'the demo IdP'],
+    ['BFF_DEMO_API_PORT', 'the demo API'],
+  ])('%s', async (variable, server) => {
+    blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = (blocker.address() as { port: number }).port;
+    const ports: Record<string, string> = {
+      BFF_PORT: String(await freePort()),
+      BFF_DEMO_IDP_PORT: String(await freePort()),
+      BFF_DEMO_API_PORT: String(await freePort()),
+      [variable]: String(taken),
+    };
+    const p = run(ports);
+    expect(await outcome(p, 'demo is running')).toBe(1);
+    expect(p.err()).toContain(
+      `${variable}: port ${taken} on 127.0.0.1 is already in use, so ${server} cannot start; stop what uses it, or set ${variable} to a free port`,
+    );
+    expect(p.err()).not.toMatch(/^\s+at /m);
+  });
+});
+
+test('a port already in use in production is one line naming BFF_PORT, not a stack', async () => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const taken = (blocker.address() as { port: number }).port;
+  try {
+    const p = run({
+      BFF_PORT: String(taken),
+      BFF_HOST: '127.0.0.1',
+      BFF_PUBLIC_URL: 'http://localhost:8080',
+      // Discovery failing at boot is retried on demand, so start-up gets as far as listening.
+      BFF_ISSUER: `http://127.0.0.1:${await freePort()}`,
+      BFF_CLIENT_ID: CLIENT_ID,
+      BFF_CLIENT_SECRET: CLIENT_SECRET,
+      BFF_SESSION_STORE: 'memory',
+      BFF_SESSION_SECRET: SESSION_SECRET,
+      BFF_ROUTES: '[{"path":"/api","target":"http://127.0.0.1:5000"}]',
+    });
+    expect(await outcome(p, 'coatcheck listening')).toBe(1);
+    expect(p.err()).toContain(
+      `BFF_PORT: port ${taken} on 127.0.0.1 is already in use; stop what uses it, or set BFF_PORT to a free port`,
+    );
+    expect(p.err()).not.toMatch(/^\s+at /m);
+  } finally {
+    await new Promise((resolve) => blocker.close(resolve));
+  }
 });
 
 describe('a configured process', () => {
@@ -96,6 +199,7 @@ describe('a configured process', () => {
       BFF_REDIS_URL: redis.url,
       BFF_SESSION_SECRET: SESSION_SECRET,
       BFF_ROUTES: JSON.stringify([{ path: '/api', target: `${upstream.url}/v1` }]),
+      BFF_UPSTREAM_TIMOUT: '5',
     });
     await waitFor(
       () => (proc.out().includes('coatcheck listening') ? true : undefined),
@@ -107,6 +211,46 @@ describe('a configured process', () => {
   afterAll(async () => {
     if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
     await Promise.all([idp?.close(), redis?.stop(), upstream?.close()]);
+  });
+
+  const logLines = (): Record<string, unknown>[] =>
+    proc
+      .out()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  test('logs its effective configuration once at start-up, without a secret', () => {
+    const lines = logLines().filter((l) => l.msg === 'effective configuration');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      level: 30,
+      config: {
+        issuer: idp.issuer,
+        publicUrl: url,
+        store: `redis at ${redis.url}`,
+        routes: [`/api -> ${upstream.url}/v1`],
+        timeoutsSeconds: {
+          sessionIdle: 1800,
+          sessionAbsolute: 28800,
+          sessionCache: 5,
+          upstream: 30,
+          headers: 20,
+        },
+      },
+    });
+    const text = JSON.stringify(lines[0]);
+    expect(text).not.toContain(CLIENT_SECRET);
+    expect(text).not.toContain(SESSION_SECRET);
+  });
+
+  test('warns through the logger about an unknown BFF_* name, with the closest known one', () => {
+    expect(logLines()).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        msg: 'BFF_UPSTREAM_TIMOUT: is not a coatcheck variable and is ignored; did you mean BFF_UPSTREAM_TIMEOUT?',
+      }),
+    );
   });
 
   test('serves a real login and proxies with the token', async () => {

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { unknownNameWarnings } from './names.js';
 import { envSchema, type RouteConfig } from './schema.js';
 
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
@@ -45,17 +46,32 @@ export interface Config {
   /** A dev server (e.g. Vite) that gets every GET no route or endpoint claims, WebSocket upgrades included. */
   readonly spaDevServer: string | undefined;
   readonly logLevel: string;
+  /** Problems that do not stop start-up (unknown BFF_* names), for the logger to report. */
+  readonly warnings: readonly string[];
 }
 
-/** Thrown when the environment is not a usable configuration; lists every problem at once. */
+const bullets = (lines: readonly string[]): string => lines.map((p) => `  - ${p}`).join('\n');
+
+/**
+ * Thrown when the environment is not a usable configuration; lists every problem at once. The
+ * process exits before a logger exists, so the warnings travel in the message too.
+ */
 export class ConfigError extends Error {
   readonly problems: readonly string[];
-  constructor(problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  readonly warnings: readonly string[];
+  constructor(problems: string[], warnings: readonly string[] = []) {
+    super(
+      `invalid configuration:\n${bullets(problems)}` +
+        (warnings.length ? `\nwarnings:\n${bullets(warnings)}` : ''),
+    );
     this.name = 'ConfigError';
     this.problems = problems;
+    this.warnings = warnings;
   }
 }
+
+/** The example files in config/ ship these; a deployment that still has one was never filled in. */
+const PLACEHOLDERS = [/change-me-/i, /\b([0-9a-f])\1{7}-\1{4}-\1{4}-\1{4}-\1{12}\b/i];
 
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/;
 
@@ -79,6 +95,41 @@ function parsePrivateKey(raw: string): string | undefined {
   }
 }
 
+const DEFAULT_IDLE_MS = 1_800_000;
+const DEFAULT_CACHE_TTL_MS = 5000;
+const secondsText = (ms: number): string => `${ms / 1000} s`;
+
+/**
+ * Settings that constrain each other. A default adapts to the settings it depends on, so only a value
+ * the operator set can conflict, and then that value is the one named.
+ */
+function resolveTiming(e: {
+  BFF_SESSION_ABSOLUTE_TIMEOUT: number;
+  BFF_SESSION_IDLE_TIMEOUT: number | undefined;
+  BFF_SESSION_CACHE_TTL: number | undefined;
+}): { idleMs: number; cacheTtlMs: number; problems: string[] } {
+  const problems: string[] = [];
+  const absoluteMs = e.BFF_SESSION_ABSOLUTE_TIMEOUT;
+  const idleMs = e.BFF_SESSION_IDLE_TIMEOUT ?? Math.min(DEFAULT_IDLE_MS, absoluteMs);
+  if (idleMs > absoluteMs) {
+    problems.push(
+      `BFF_SESSION_IDLE_TIMEOUT: must not be longer than BFF_SESSION_ABSOLUTE_TIMEOUT (${secondsText(absoluteMs)})`,
+    );
+  }
+  // A cache hit does not slide the idle timeout in Redis; a load at least once per cache TTL does.
+  const cacheTtlMs = e.BFF_SESSION_CACHE_TTL ?? Math.min(DEFAULT_CACHE_TTL_MS, Math.floor(idleMs / 2));
+  if (cacheTtlMs >= idleMs) {
+    const idleFrom =
+      e.BFF_SESSION_IDLE_TIMEOUT === undefined && absoluteMs < DEFAULT_IDLE_MS
+        ? ', from BFF_SESSION_ABSOLUTE_TIMEOUT'
+        : '';
+    problems.push(
+      `BFF_SESSION_CACHE_TTL: must be shorter than BFF_SESSION_IDLE_TIMEOUT (${secondsText(idleMs)}${idleFrom})`,
+    );
+  }
+  return { idleMs, cacheTtlMs, problems };
+}
+
 /**
  * Validates the environment once. Only main.ts passes process.env here; tests pass plain objects.
  * Empty variables count as unset, so `FOO=` in an env file means "use the default".
@@ -91,7 +142,13 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     env[k] = v;
   }
 
+  const warnings = unknownNameWarnings(env);
   const problems: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (PLACEHOLDERS.some((p) => p.test(value))) {
+      problems.push(`${name}: still has the placeholder from the example configuration; set your own value`);
+    }
+  }
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -146,30 +203,19 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     problems.push('BFF_STATIC_DIR: must be a directory containing index.html');
   }
 
-  if (problems.length > 0 || !parsed.success) throw new ConfigError([...new Set(problems)]);
+  if (problems.length > 0 || !parsed.success) throw new ConfigError([...new Set(problems)], warnings);
   const e = parsed.data;
 
-  const relations: string[] = [];
-  if (e.BFF_SESSION_IDLE_TIMEOUT > e.BFF_SESSION_ABSOLUTE_TIMEOUT) {
-    relations.push('BFF_SESSION_IDLE_TIMEOUT: must not be longer than BFF_SESSION_ABSOLUTE_TIMEOUT');
-  }
-  // A cache hit does not slide the idle timeout in Redis; a load at least once per cache TTL does.
-  if (e.BFF_SESSION_CACHE_TTL >= e.BFF_SESSION_IDLE_TIMEOUT) {
-    relations.push('BFF_SESSION_CACHE_TTL: must be shorter than BFF_SESSION_IDLE_TIMEOUT');
-  }
-  if (relations.length) throw new ConfigError(relations);
+  const timing = resolveTiming(e);
+  if (timing.problems.length) throw new ConfigError(timing.problems, warnings);
 
   const publicUrl = e.BFF_PUBLIC_URL.replace(/\/+$/, '');
   const basePath = new URL(publicUrl).pathname.replace(/\/+$/, '');
   const issuerHost = new URL(e.BFF_ISSUER).host.replace(/:\d+$/, '');
 
-  // OIDC Core §11: offline_access needs prompt=consent, so ask for it unless the deployment says otherwise.
-  const authParams =
-    e.BFF_AUTH_PARAMS !== undefined
-      ? Object.fromEntries(new URLSearchParams(e.BFF_AUTH_PARAMS))
-      : e.BFF_SCOPES.includes('offline_access')
-        ? { prompt: 'consent' }
-        : {};
+  // No prompt by default: IdPs that honour prompt=consent would show a consent screen at every login.
+  // OIDC Core §11 lets an IdP ignore offline_access without it; such an IdP gets it via BFF_AUTH_PARAMS.
+  const authParams = Object.fromEntries(new URLSearchParams(e.BFF_AUTH_PARAMS ?? ''));
 
   return deepFreeze<Config>({
     port: e.BFF_PORT,
@@ -193,16 +239,17 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     sessionSecrets: e.BFF_SESSION_SECRET,
     routes: e.BFF_ROUTES,
     trustProxy: e.BFF_TRUST_PROXY,
-    idleTimeoutMs: e.BFF_SESSION_IDLE_TIMEOUT,
+    idleTimeoutMs: timing.idleMs,
     absoluteTimeoutMs: e.BFF_SESSION_ABSOLUTE_TIMEOUT,
     refreshSkewMs: e.BFF_REFRESH_SKEW,
     refreshLockTtlMs: e.BFF_REFRESH_LOCK_TTL,
-    sessionCacheTtlMs: e.BFF_SESSION_CACHE_TTL,
+    sessionCacheTtlMs: timing.cacheTtlMs,
     upstreamTimeoutMs: e.BFF_UPSTREAM_TIMEOUT,
     maxBodySize: e.BFF_MAX_BODY_SIZE,
     headersTimeoutMs: e.BFF_HEADERS_TIMEOUT,
     staticDir: e.BFF_STATIC_DIR ? resolve(e.BFF_STATIC_DIR) : undefined,
     spaDevServer: e.BFF_SPA_DEV_SERVER?.replace(/\/+$/, ''),
     logLevel: e.BFF_LOG_LEVEL,
+    warnings,
   });
 }

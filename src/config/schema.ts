@@ -12,51 +12,73 @@ function urlOf(value: string): URL | undefined {
 const isHttp = (value: string): boolean => /^https?:$/.test(urlOf(value)?.protocol ?? '');
 
 /** One API route: requests to `path` and below go to `target`, with the session's access token. */
-const routeSchema = z
-  .object({
+const routeSchema = z.strictObject(
+  {
     path: z
-      .string()
+      .string({ message: '"path" is required, a string such as "/api"' })
       .regex(
         /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/,
-        'must start with "/" and contain only URL path characters',
+        '"path" must start with "/" and contain only URL path characters',
       )
-      .refine((p) => p === '/' || !p.endsWith('/'), 'must not end with "/"')
+      .refine((p) => p === '/' || !p.endsWith('/'), '"path" must not end with "/"')
       .refine(
         (p) => !p.split('/').some((s) => s === '.' || s === '..'),
-        'must not contain "." or ".." segments',
+        '"path" must not contain "." or ".." segments',
       )
       .refine(
         (p) => p !== '/bff' && !p.startsWith('/bff/'),
-        'must not overlap the /bff management endpoints',
+        '"path" must not overlap the /bff management endpoints',
       ),
     target: z
-      .string()
-      .url()
-      .refine(isHttp, 'must be an http or https URL')
-      .refine((t) => !urlOf(t)?.search && !urlOf(t)?.hash, 'must not have a query or fragment'),
-  })
-  .strict();
+      .string({ message: '"target" is required, an http or https URL such as "http://127.0.0.1:5000/v1"' })
+      .url('"target" must be an absolute http or https URL')
+      .refine((v) => !urlOf(v) || isHttp(v), '"target" must be an http or https URL')
+      .refine((t) => !urlOf(t)?.search && !urlOf(t)?.hash, '"target" must not have a query or fragment'),
+  },
+  { error: (iss) => (iss.code === 'unrecognized_keys' ? 'only "path" and "target" are allowed' : undefined) },
+);
+
+const ROUTES_EXPECTED =
+  'must be a JSON array of {"path","target"} objects, such as [{"path":"/api","target":"http://127.0.0.1:5000/v1"}]';
 
 const boolFromEnv = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+const secondsNumber = () => z.coerce.number({ message: 'must be a number of seconds, such as 30 or 1.5' });
+
 const seconds = (def: number) =>
-  z.coerce
-    .number({ message: 'must be a number of seconds' })
-    .positive('must be greater than 0')
+  secondsNumber()
+    .positive('must be a number of seconds greater than 0')
     .default(def)
     .transform((s) => Math.round(s * 1000));
 
-const httpUrl = z.string().url('must be an absolute URL').refine(isHttp, 'must be an http or https URL');
+/** No default here: load.ts derives it from the settings it depends on, so it can never conflict with them. */
+const derivedSeconds = (min: 'positive' | 'zero') =>
+  (min === 'positive'
+    ? secondsNumber().positive('must be a number of seconds greater than 0')
+    : secondsNumber().min(0, 'must be a number of seconds, 0 (off) or more')
+  )
+    .optional()
+    .transform((s) => (s === undefined ? undefined : Math.round(s * 1000)));
+
+const httpUrl = z
+  .string()
+  .url('must be an absolute http or https URL, such as https://example.com')
+  .refine((v) => !urlOf(v) || isHttp(v), 'must be an http or https URL');
 
 /**
  * The raw environment, variable by variable. Names are the public contract of the product, so they
  * are spelled out here rather than derived.
  */
 export const envSchema = z.object({
-  BFF_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
-  BFF_HOST: z.string().min(1).default('0.0.0.0'),
+  BFF_PORT: z.coerce
+    .number({ message: 'must be a port number from 0 to 65535' })
+    .int('must be a port number from 0 to 65535')
+    .min(0, 'must be a port number from 0 to 65535')
+    .max(65535, 'must be a port number from 0 to 65535')
+    .default(8080),
+  BFF_HOST: z.string().default('0.0.0.0'),
   BFF_PUBLIC_URL: httpUrl.refine((u) => {
     const url = urlOf(u);
     return !url || (!url.search && !url.hash && !url.username && !url.password);
@@ -65,47 +87,66 @@ export const envSchema = z.object({
   BFF_CLIENT_ID: z.string().min(1, 'must not be empty'),
   BFF_CLIENT_SECRET: z.string().min(1, 'must not be empty').optional(),
   BFF_CLIENT_AUTH_METHOD: z
-    .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt'])
+    .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt'], {
+      message: 'must be client_secret_basic, client_secret_post or private_key_jwt',
+    })
     .default('client_secret_basic'),
-  BFF_CLIENT_PRIVATE_KEY: z.string().min(1).optional(),
+  BFF_CLIENT_PRIVATE_KEY: z.string().optional(),
   BFF_SCOPES: z
     .string()
     .default('openid profile email offline_access')
     .transform((s) => s.split(/\s+/).filter(Boolean))
-    .refine((s) => s.includes('openid'), 'must include "openid"'),
+    .refine((s) => s.includes('openid'), 'must be a space-separated list of scopes that includes openid'),
   BFF_AUTH_PARAMS: z.string().optional(),
   BFF_USERINFO: boolFromEnv.default(false),
   BFF_REDIS_URL: z
     .string()
     .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL')
     .optional(),
-  BFF_SESSION_STORE: z.enum(['redis', 'memory']).default('redis'),
+  BFF_SESSION_STORE: z.enum(['redis', 'memory'], { message: 'must be redis or memory' }).default('redis'),
   BFF_SESSION_SECRET: z
     .string()
     .transform((s) => s.split(',').map((p) => p.trim()))
     .refine(
       (list) => list.length > 0 && list.every((p) => p.length >= 32),
-      'each secret must be at least 32 characters',
+      'must be a comma-separated list of secrets, each at least 32 characters (generate one with: openssl rand -base64 48)',
     ),
   BFF_ROUTES: z.string().transform((s, ctx) => {
     let parsed: unknown;
     try {
       parsed = JSON.parse(s);
     } catch {
-      ctx.addIssue({ code: 'custom', message: 'must be a JSON array of {"path","target"} objects' });
+      ctx.addIssue({ code: 'custom', message: `is not valid JSON; it ${ROUTES_EXPECTED}` });
       return z.NEVER;
     }
-    const result = z.array(routeSchema).safeParse(parsed);
+    const result = z
+      .array(z.unknown(), { message: ROUTES_EXPECTED })
+      .min(1, ROUTES_EXPECTED)
+      .pipe(z.array(routeSchema))
+      .safeParse(parsed);
     if (!result.success) {
       for (const issue of result.error.issues) {
-        ctx.addIssue({ code: 'custom', message: `${issue.path.join('.') || '(root)'}: ${issue.message}` });
+        // zod's own wording would otherwise leak through for a route that is not an object at all.
+        const index = issue.path[0];
+        const route: unknown = typeof index === 'number' ? (parsed as unknown[])[index] : undefined;
+        const isObject = typeof route === 'object' && route !== null && !Array.isArray(route);
+        const message =
+          typeof index !== 'number'
+            ? issue.message
+            : isObject
+              ? `in route ${index + 1}, ${issue.message}`
+              : `route ${index + 1} must be an object {"path","target"}`;
+        ctx.addIssue({ code: 'custom', message });
       }
       return z.NEVER;
     }
     const paths = result.data.map((r) => r.path);
     const dup = paths.find((p, i) => paths.indexOf(p) !== i);
     if (dup) {
-      ctx.addIssue({ code: 'custom', message: `route path "${dup}" is listed twice` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `has the route path "${dup}" twice; each path may appear once`,
+      });
       return z.NEVER;
     }
     return result.data;
@@ -120,29 +161,29 @@ export const envSchema = z.object({
       return v;
     }),
   BFF_POST_LOGOUT_REDIRECT_URI: httpUrl.optional(),
-  BFF_SESSION_IDLE_TIMEOUT: seconds(1800),
+  BFF_SESSION_IDLE_TIMEOUT: derivedSeconds('positive'),
   BFF_SESSION_ABSOLUTE_TIMEOUT: seconds(28800),
   BFF_REFRESH_SKEW: z.coerce
-    .number({ message: 'must be a number of seconds' })
-    .min(0, 'must not be negative')
+    .number({ message: 'must be a number of seconds, such as 30 or 1.5' })
+    .min(0, 'must be a number of seconds, 0 or more')
     .default(30)
     .transform((s) => Math.round(s * 1000)),
   BFF_REFRESH_LOCK_TTL: seconds(5),
-  BFF_SESSION_CACHE_TTL: z.coerce
-    .number({ message: 'must be a number of seconds' })
-    .min(0, 'must not be negative')
-    .default(5)
-    .transform((s) => Math.round(s * 1000)),
+  BFF_SESSION_CACHE_TTL: derivedSeconds('zero'),
   BFF_UPSTREAM_TIMEOUT: seconds(30),
   BFF_MAX_BODY_SIZE: z.coerce
-    .number({ message: 'must be a number of bytes' })
-    .int('must be a whole number of bytes')
-    .min(0, 'must not be negative (0 means no limit)')
+    .number({ message: 'must be a number of bytes, such as 10485760 (0 means no limit)' })
+    .int('must be a whole number of bytes (0 means no limit)')
+    .min(0, 'must be a number of bytes, 0 (no limit) or more')
     .default(10 * 1024 * 1024),
   BFF_HEADERS_TIMEOUT: seconds(20),
-  BFF_STATIC_DIR: z.string().min(1).optional(),
+  BFF_STATIC_DIR: z.string().optional(),
   BFF_SPA_DEV_SERVER: httpUrl.optional(),
-  BFF_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BFF_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      message: 'must be fatal, error, warn, info, debug, trace or silent',
+    })
+    .default('info'),
 });
 
 export type Env = z.input<typeof envSchema>;

@@ -144,10 +144,19 @@ export class RedisSessionStore implements SessionStore {
   async ready(timeoutMs = 5000): Promise<void> {
     if (this.redis.status === 'ready') return;
     await new Promise<void>((resolve, reject) => {
+      let lastError: Error | undefined;
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error('Redis did not become ready in time'));
+        // Which server and why, for the operator; the URL's password stays out of it.
+        const { host, port, password, tls } = this.redis.options;
+        const where = `${tls ? 'rediss' : 'redis'}://${host}:${port}`;
+        let why = lastError?.message ?? `no answer, still ${this.redis.status}`;
+        if (password) why = why.split(password).join('[redacted]');
+        reject(new Error(`Redis at ${where} did not become ready within ${timeoutMs / 1000} s: ${why}`));
       }, timeoutMs);
+      const onError = (err: Error): void => {
+        lastError = err;
+      };
       const onReady = (): void => {
         cleanup();
         resolve();
@@ -155,8 +164,10 @@ export class RedisSessionStore implements SessionStore {
       const cleanup = (): void => {
         clearTimeout(timer);
         this.redis.off('ready', onReady);
+        this.redis.off('error', onError);
       };
       this.redis.on('ready', onReady);
+      this.redis.on('error', onError);
     });
   }
 

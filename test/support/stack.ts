@@ -131,6 +131,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         { path: '/root', target: upstream.url },
       ]),
       BFF_LOG_LEVEL: 'debug',
+      // oidc-provider issues a refresh token for offline_access only with prompt=consent (OIDC Core §11).
+      BFF_AUTH_PARAMS: 'prompt=consent',
       ...opts.env,
     });
     const logs: string[] = [];
