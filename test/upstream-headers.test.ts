@@ -54,6 +54,8 @@ describe('request headers: the client cannot speak for coatcheck', () => {
           ),
         );
         fc.pre(!name.startsWith('proxy-') && !name.startsWith('x-') && name !== 'authorization');
+        // Node's parser drops a header named __proto__ before coatcheck sees it (the assignment sets no key).
+        fc.pre(name !== '__proto__');
         expect(forwardableHeaders({ [name]: 'v' })).toEqual({ [name]: 'v' });
       }),
     );
