@@ -98,10 +98,22 @@ describe('response headers: Cache-Control for shared caches', () => {
     expect(cc(value)).toBe(expected);
   });
 
-  test('no Cache-Control stays none', () => {
-    expect(downstreamResponseHeaders({ 'content-type': 'text/plain' })).toEqual({
+  test('an answer without Cache-Control leaves private, since Expires or Last-Modified let a shared cache keep it', () => {
+    expect(
+      downstreamResponseHeaders({ 'content-type': 'text/plain', expires: 'Thu, 01 Jan 2099 00:00:00 GMT' }),
+    ).toEqual({
       'content-type': 'text/plain',
+      expires: 'Thu, 01 Jan 2099 00:00:00 GMT',
+      'cache-control': 'private',
     });
+  });
+
+  test('a Cache-Control the upstream lists in Connection is dropped as hop-by-hop, and the answer still leaves private', () => {
+    expect(
+      downstreamResponseHeaders({ connection: 'cache-control', 'cache-control': 'max-age=600' })[
+        'cache-control'
+      ],
+    ).toBe('private');
   });
 
   const directive = fc.constantFrom(

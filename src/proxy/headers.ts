@@ -156,7 +156,8 @@ function needsPrivate(list: string): boolean {
  * Set-Cookie that would overwrite coatcheck's own cookies, and caching. The browser's request
  * carried a cookie, not the Authorization header the upstream saw, so a shared cache in front of
  * coatcheck would not know the answer is per user: a Cache-Control that neither says `private`
- * nor decides for shared caches (`public`, `s-maxage`, `no-store`) gets `private` in front.
+ * nor decides for shared caches (`public`, `s-maxage`, `no-store`) gets `private` in front, and an
+ * answer without one (or whose Cache-Control the upstream named in Connection) gets `private`.
  * Several Cache-Control lines are one list (RFC 9110 §5.3), and leave as one line.
  */
 export function downstreamResponseHeaders(
@@ -178,7 +179,11 @@ export function downstreamResponseHeaders(
     else delete out['set-cookie'];
   }
   const cacheControl = out['cache-control'];
-  if (cacheControl !== undefined) {
+  if (cacheControl === undefined) {
+    // Without Cache-Control a shared cache may still store the answer (Expires, or heuristic
+    // freshness from Last-Modified, RFC 9111 §4.2.2).
+    out['cache-control'] = 'private';
+  } else {
     const list = Array.isArray(cacheControl) ? cacheControl.join(', ') : String(cacheControl);
     if (needsPrivate(list)) out['cache-control'] = list.trim() ? `private, ${list}` : 'private';
     else if (list !== cacheControl) out['cache-control'] = list;
