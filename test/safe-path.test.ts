@@ -29,6 +29,10 @@ describe('isSafePath: dot segments hidden by invisible characters or Unicode loo
     ['full-width dots, encoded twice', `/api/${enc('\uff0e\uff0e').replace(/%/g, '%25')}/admin`],
     ['full-width percent-encoding of dots', `/api/${enc('\uff05\uff12\uff45\uff05\uff12\uff45')}/admin`],
     ['an ideographic space and full-width dots', `/api/${enc('\u3000\uff0e\uff0e')}/admin`],
+    ['dots before an encoded "?"', '/api/x/..%3fa'],
+    ['encoded dots before an encoded "?"', '/api/x/%2e%2e%3fa'],
+    ['dots before an encoded "#"', '/api/x/..%23a'],
+    ['dots before a twice-encoded "#"', '/api/x/..%2523'],
   ])('refuses %s', (_name, path) => {
     expect(isSafePath(path)).toBe(false);
   });

@@ -7,7 +7,8 @@ const NOT_PLAIN = /[^\x21-\x7e]/;
 
 function hasDotSegment(text: string): boolean {
   if (!text.includes('.')) return false;
-  for (const part of text.split(/[/\\]/)) {
+  // A decoded "?" or "#" ends the path for an upstream that parses the decoded text again.
+  for (const part of text.split(/[/\\?#]/)) {
     const bare = part.split(';', 1)[0];
     if (bare === '.' || bare === '..') return true;
   }
