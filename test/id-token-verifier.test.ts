@@ -1,5 +1,5 @@
 import { SignJWT, exportJWK, generateKeyPair, type JSONWebKeySet, type JWK } from 'jose';
-import { createIdTokenVerifier, signingAlgorithms } from '../src/oidc/id-token.js';
+import { JwksUnavailableError, createIdTokenVerifier, signingAlgorithms } from '../src/oidc/id-token.js';
 
 async function key(kid: string) {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
@@ -15,12 +15,14 @@ async function key(kid: string) {
 function setup(initial: JWK[]) {
   const published = { keys: [...initial] } as JSONWebKeySet;
   let now = 1_000_000;
+  let down = false;
   const fetches: number[] = [];
   const verify = createIdTokenVerifier({
     jwksUri: new URL('https://idp.example/jwks'),
     algorithms: ['RS256'],
     fetchJwks: async () => {
       fetches.push(now);
+      if (down) throw new Error('HTTP 503');
       return structuredClone(published);
     },
     now: () => now,
@@ -32,10 +34,44 @@ function setup(initial: JWK[]) {
     advance: (ms: number) => {
       now += ms;
     },
+    setDown: (value: boolean) => {
+      down = value;
+    },
   };
 }
 
 describe('the ID token verifier', () => {
+  test('a JWKS that cannot be fetched is an outage, not a forgery: JwksUnavailableError', async () => {
+    const a = await key('a');
+    const s = setup([a.jwk]);
+    s.setDown(true);
+    await expect(s.verify(await a.sign())).rejects.toBeInstanceOf(JwksUnavailableError);
+  });
+
+  test('an expired cache whose refetch fails keeps verifying with the keys it held', async () => {
+    const a = await key('a');
+    const s = setup([a.jwk]);
+    await s.verify(await a.sign());
+    s.advance(11 * 60 * 1000);
+    s.setDown(true);
+    await s.verify(await a.sign());
+    await s.verify(await a.sign());
+    // One failed refetch, then a pause before the next, rather than one per token.
+    expect(s.fetches).toHaveLength(2);
+  });
+
+  test('an unknown kid whose refetch fails spends no cooldown: the next token refetches', async () => {
+    const a = await key('a');
+    const b = await key('b');
+    const s = setup([a.jwk]);
+    await s.verify(await a.sign());
+    s.published.keys.push(b.jwk);
+    s.setDown(true);
+    await expect(s.verify(await b.sign())).rejects.toBeInstanceOf(JwksUnavailableError);
+    s.setDown(false);
+    await s.verify(await b.sign());
+  });
+
   test('fetches the JWKS once and reuses it', async () => {
     const a = await key('a');
     const s = setup([a.jwk]);

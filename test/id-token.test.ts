@@ -176,3 +176,67 @@ describe('IdP signing key rotation', () => {
     expect(jwksRequests.length).toBe(fetchesBefore + 1);
   });
 });
+
+describe('IdP keys that cannot be fetched', () => {
+  let stack: Stack;
+  let jwksDown = false;
+  beforeAll(async () => {
+    stack = await startStack({ store: 'memory' });
+    stack.idp.provider.use(async (ctx, next) => {
+      if (ctx.path === '/jwks' && jwksDown) {
+        ctx.status = 503;
+        ctx.body = 'unavailable';
+        return;
+      }
+      await next();
+    });
+  });
+  afterAll(async () => {
+    jwksDown = false;
+    await stack?.close();
+  });
+
+  // First in this stack, so the verifier has never held keys, and no unknown-kid refetch is on cooldown.
+  test('at login: 503 idp_unavailable rather than a refused code, and no session', async () => {
+    const rewriter = rewriteTokenResponses(stack.idp);
+    const next = await newSigningKey('rotated-at-login');
+    rewriter.publish(next.publicJwk);
+    rewriter.set('authorization_code', resignedWith(next));
+    jwksDown = true;
+    const b = new Browser();
+    const res = await b.login(stack.bff.url);
+    jwksDown = false;
+    rewriter.clear();
+    expect(res.status).toBe(503);
+    expect(await stack.sessionOf(b)).toBeUndefined();
+  });
+
+  test('during a refresh: 503, and the session keeps the rotated refresh token, neither ended nor revoked', async () => {
+    const rewriter = rewriteTokenResponses(stack.idp);
+    const b = new Browser();
+    await b.login(stack.bff.url);
+    const before = (await stack.sessionOf(b))!;
+
+    // The IdP rotates its key, and its JWKS is briefly unreachable when the first such token arrives.
+    const next = await newSigningKey('rotated-during-outage');
+    rewriter.publish(next.publicJwk);
+    rewriter.set('refresh_token', resignedWith(next));
+    jwksDown = true;
+    stack.clock.advance(before.tokens.refreshAt - stack.clock.now() + 1000);
+
+    const during = await b.go(`${stack.bff.url}/api/x`, { headers: csrf });
+    expect(during.status).toBe(503);
+    expect(JSON.parse(during.text)).toMatchObject({ error: 'idp_unavailable' });
+    const kept = (await stack.sessionOf(b))!;
+    expect(kept).toBeDefined();
+    expect(kept.tokens.refreshToken).not.toBe(before.tokens.refreshToken);
+    expect(kept.tokens.accessToken).toBe(before.tokens.accessToken);
+    expect(await stack.idp.provider.RefreshToken.find(kept.tokens.refreshToken!)).toBeDefined();
+
+    jwksDown = false;
+    expect((await b.go(`${stack.bff.url}/api/x`, { headers: csrf })).status).toBe(200);
+    expect((await b.go(`${stack.bff.url}/bff/user`, { headers: csrf })).status).toBe(200);
+    expect(stack.idp.counters.refreshReuse).toBe(0);
+    rewriter.clear();
+  });
+});

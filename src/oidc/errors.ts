@@ -1,5 +1,6 @@
 import * as client from 'openid-client';
 import { BffError, type ErrorCode } from '../errors.js';
+import type { TokenSet } from '../session/sessions.js';
 
 /** OAuth errors whose text is the IdP's own and safe to repeat to the browser. */
 const SAFE_IDP_ERROR = /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,100}$/;
@@ -21,6 +22,20 @@ export class InvalidTokenResponseError extends BffError {
   constructor(options: { revoked: boolean; cause: unknown }) {
     super('session_expired', { cause: options.cause });
     this.revoked = options.revoked;
+  }
+}
+
+/**
+ * A refresh answer whose ID token could not be checked because the IdP's keys could not be fetched.
+ * The refresh token in it has already replaced the old one, so `keep` holds it (with the previous
+ * access and ID token, due for refresh at once) for the session to store; the request gets a 503.
+ */
+export class UnverifiedRefreshError extends BffError {
+  readonly keep: TokenSet;
+
+  constructor(keep: TokenSet, cause: unknown) {
+    super('idp_unavailable', { cause });
+    this.keep = keep;
   }
 }
 

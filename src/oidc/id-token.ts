@@ -15,7 +15,21 @@ export interface IdTokenVerifierOptions {
   readonly now?: () => number;
 }
 
-/** Verifies the JWS signature of an ID token; throws a jose error when it does not hold. */
+/**
+ * The IdP's keys could not be fetched: nothing is known about the token's signature either way, so
+ * it is neither accepted nor treated as forged.
+ */
+export class JwksUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super("The IdP's JWKS could not be fetched.", { cause });
+    this.name = 'JwksUnavailableError';
+  }
+}
+
+/**
+ * Verifies the JWS signature of an ID token; throws a jose error when it does not hold, and
+ * JwksUnavailableError when the keys to decide it cannot be had.
+ */
 export type IdTokenVerifier = (idToken: string) => Promise<void>;
 
 export function signingAlgorithms(advertised: readonly string[] | undefined, registered?: string): string[] {
@@ -49,22 +63,35 @@ export function createIdTokenVerifier(opts: IdTokenVerifierOptions): IdTokenVeri
     return pending;
   }
 
+  /** A refetch that fails keeps the keys already held: an IdP blip must not refuse tokens they verify. */
+  async function refetch(): Promise<void> {
+    try {
+      await (pending ?? load());
+    } catch (err) {
+      if (!keys) throw new JwksUnavailableError(err);
+      // Ask again after a pause rather than on every token while the IdP is away.
+      fetchedAt = now() - JWKS_MAX_AGE_MS + UNKNOWN_KID_COOLDOWN_MS;
+    }
+  }
+
   return async (idToken) => {
     if (algorithms.length === 0)
       throw new errors.JOSEAlgNotAllowed('no asymmetric ID token algorithm is allowed');
-    if (pending) await pending;
-    if (!keys || now() - fetchedAt >= JWKS_MAX_AGE_MS) await load();
+    if (!keys || now() - fetchedAt >= JWKS_MAX_AGE_MS || pending) await refetch();
     try {
       await compactVerify(idToken, keys!, { algorithms });
       return;
     } catch (err) {
       if (!(err instanceof errors.JWKSNoMatchingKey)) throw err;
-      if (pending) {
-        await pending;
-      } else {
-        if (now() - lastUnknownKidRefetch < UNKNOWN_KID_COOLDOWN_MS) throw err;
-        lastUnknownKidRefetch = now();
-        await load();
+      if (!pending && now() - lastUnknownKidRefetch < UNKNOWN_KID_COOLDOWN_MS) throw err;
+      const previousAttempt = lastUnknownKidRefetch;
+      lastUnknownKidRefetch = now();
+      try {
+        await (pending ?? load());
+      } catch (fetchErr) {
+        // Only a refetch that answered spends the cooldown; this one says nothing about the key.
+        lastUnknownKidRefetch = previousAttempt;
+        throw new JwksUnavailableError(fetchErr);
       }
     }
     await compactVerify(idToken, keys!, { algorithms });

@@ -3,6 +3,7 @@ import type { TokenSet } from '../session/sessions.js';
 import type { OidcClient } from './client.js';
 import { BffError } from '../errors.js';
 import { describeIdpError, mapOidcError } from './errors.js';
+import { JwksUnavailableError } from './id-token.js';
 import { revokeRefreshToken, toTokenSet } from './tokens.js';
 
 export interface LoginChecks {
@@ -78,6 +79,8 @@ export async function completeLogin(
       await oidc.verifyIdToken(response.id_token!);
     } catch (err) {
       if (response.refresh_token) await revokeRefreshToken(oidc, response.refresh_token);
+      // Unverifiable is not forged: an IdP whose keys cannot be fetched right now is an outage.
+      if (err instanceof JwksUnavailableError) throw new BffError('idp_unavailable', { cause: err });
       throw new BffError('code_exchange_failed', { cause: err });
     }
     const idClaims = response.claims()!;

@@ -2,7 +2,13 @@ import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import { refreshTime, type TokenSet } from '../session/sessions.js';
 import type { OidcClient } from './client.js';
-import { InvalidTokenResponseError, describeIdpError, mapOidcError } from './errors.js';
+import { JwksUnavailableError } from './id-token.js';
+import {
+  InvalidTokenResponseError,
+  UnverifiedRefreshError,
+  describeIdpError,
+  mapOidcError,
+} from './errors.js';
 import { captureTokenResponse, type CapturedTokenResponse } from './response-capture.js';
 
 /** Used when the IdP does not say how long an access token lives: short, so a wrong guess heals quickly. */
@@ -83,6 +89,14 @@ export async function refreshTokens(
       await oidc.verifyIdToken(response.id_token);
       assertSameSubject(previous, response.claims()!);
     } catch (err) {
+      if (err instanceof JwksUnavailableError) {
+        const keep: TokenSet = {
+          ...previous,
+          refreshToken: response.refresh_token ?? previous.refreshToken,
+          refreshAt: now(),
+        };
+        throw new UnverifiedRefreshError(keep, err);
+      }
       return refuseResponse(oidc, previous, captured, err);
     }
   }

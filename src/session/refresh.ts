@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { BffError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { InvalidTokenResponseError, describeIdpError } from '../oidc/errors.js';
+import { InvalidTokenResponseError, UnverifiedRefreshError, describeIdpError } from '../oidc/errors.js';
 import type { Session, Sessions, TokenSet } from './sessions.js';
 
 export interface RefreshHooks {
@@ -123,6 +123,9 @@ export class TokenRefresher {
       } catch (err) {
         const ends = err instanceof BffError && err.code === 'session_expired';
         if (ends) await sessions.destroy(session);
+        // The rotated refresh token must be kept, or the next refresh would replay the used one.
+        if (err instanceof UnverifiedRefreshError)
+          await sessions.writeTokens(session, current.version, err.keep);
         if (err instanceof InvalidTokenResponseError) {
           this.record('idp_error', startedAt, {
             reason: 'invalid_token_response',
