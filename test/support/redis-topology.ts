@@ -44,12 +44,6 @@ export interface TopologyProcess {
   restart(): Promise<void>;
 }
 
-// Processes left behind by a crashed test run would hold ports and CPU; the exit hook kills them.
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
-
 interface ProcessSpec {
   command: string;
   /** Called before every (re)start; it may write the config file the arguments name. */
@@ -66,8 +60,6 @@ async function freeTopologyPort(): Promise<number> {
 
 async function spawnReady(spec: ProcessSpec, port: number, log: { text: string }): Promise<ChildProcess> {
   const child = spawn(spec.command, await spec.args(port), { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
   const append = (chunk: Buffer) => {
     log.text += chunk.toString();
   };
@@ -104,7 +96,7 @@ async function spawnReady(spec: ProcessSpec, port: number, log: { text: string }
       check();
     });
   } catch (err) {
-    if (child.exitCode === null && child.signalCode === null) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
       child.kill('SIGKILL');
       await exited;
@@ -273,6 +265,8 @@ export interface SentinelOptions {
   masterName?: string;
   downAfterMs?: number;
   failoverTimeoutMs?: number;
+  /** More lines for every sentinel's config file, after the generated ones. */
+  sentinelConfig?: readonly string[];
 }
 
 /** One master, one replica and three sentinels (quorum 2), ready: sentinels know the replica and each other. */
@@ -338,6 +332,7 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
               `sentinel down-after-milliseconds ${masterName} ${downAfterMs}`,
               `sentinel failover-timeout ${masterName} ${failoverTimeoutMs}`,
               `sentinel parallel-syncs ${masterName} 1`,
+              ...(options.sentinelConfig ?? []),
               '',
             ].join('\n'),
           );
