@@ -40,7 +40,10 @@ export interface TopologyProcess {
   output(): string;
   /** SIGKILL, as a crash would; resolves once the process has exited. */
   kill(): Promise<void>;
-  /** Starts it again on the same port with the same arguments and directory (no-op while alive). */
+  /**
+   * Starts it again on the same port with the same arguments and directory (no-op while alive). A former
+   * sentinel master comes back as a master until the sentinels convert it, which takes them seconds.
+   */
   restart(): Promise<void>;
 }
 
