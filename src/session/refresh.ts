@@ -4,7 +4,8 @@ import { performance } from 'node:perf_hooks';
 import { BffError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { InvalidTokenResponseError, describeIdpError } from '../oidc/errors.js';
-import type { Session, Sessions, TokenSet } from './sessions.js';
+import type { TokenSet } from '../oidc/token-set.js';
+import type { Session, Sessions } from './sessions.js';
 
 export interface RefreshHooks {
   /** Runs under the lock, just before the IdP call. Tests use it to stall or crash a lock holder. */

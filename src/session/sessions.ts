@@ -1,18 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { newSessionId, open, seal, storageId } from './crypto.js';
+import type { TokenSet } from '../oidc/token-set.js';
 import type { SessionStore } from './store.js';
-
-export interface TokenSet {
-  readonly accessToken: string;
-  readonly tokenType: string;
-  /** Epoch ms at which the access token expires. */
-  readonly expiresAt: number;
-  /** Epoch ms from which a request refreshes the token before using it. */
-  readonly refreshAt: number;
-  readonly refreshToken?: string;
-  readonly idToken?: string;
-  readonly scope?: string;
-}
 
 export interface SessionData {
   readonly sub: string;
@@ -38,12 +27,6 @@ export interface Session {
 export interface VersionedTokens {
   readonly tokens: TokenSet;
   readonly version: number;
-}
-
-/** When to refresh: `skew` before expiry, but never in the first half of a short-lived token's life. */
-export function refreshTime(issuedAt: number, expiresAt: number, skewMs: number): number {
-  const lifetime = Math.max(0, expiresAt - issuedAt);
-  return issuedAt + Math.max(lifetime - skewMs, lifetime / 2);
 }
 
 export function newLogoutId(): string {
