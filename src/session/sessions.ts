@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { newSessionId, open, seal, storageId } from './crypto.js';
+import { LOGOUT_TOKEN_REPLAY_WINDOW_MS, type LogoutTokenClaims } from '../oidc/logout.js';
 import type { TokenSet } from '../oidc/token-set.js';
-import type { SessionStore } from './store.js';
+import { replayMarker } from './login-transaction.js';
+import type { RefreshLock, ReplayGuard, SessionRecords, SessionStore, StoreHealth } from './store.js';
 
 export interface SessionData {
   readonly sub: string;
@@ -33,12 +35,36 @@ export function newLogoutId(): string {
   return randomBytes(16).toString('base64url');
 }
 
-/** Sessions on top of a store: ids, sealing, and the session lifetimes. */
+/**
+ * Sessions on top of a store: ids, sealing, the session lifetimes, and the once-only uses of logins
+ * and logout tokens. Callers speak in sessions; the store's keys, sealed values and markers stay here.
+ */
 export class Sessions {
+  private readonly records: SessionRecords;
+  private readonly replay: ReplayGuard;
+  private readonly health: StoreHealth;
+  /** For the refresher (refresh.ts), which coordinates refreshes on it, addressed by `Session.key`. */
+  readonly refreshLock: RefreshLock;
+
   constructor(
-    readonly store: SessionStore,
+    store: SessionStore,
     private readonly lifetimes: { readonly idleMs: number; readonly absoluteMs: number },
-  ) {}
+  ) {
+    this.records = store;
+    this.replay = store;
+    this.health = store;
+    this.refreshLock = store;
+  }
+
+  /** Rejects (store_unavailable) while the store does not answer: no session can be made or found. */
+  checkStore(): Promise<void> {
+    return this.health.ping();
+  }
+
+  /** The key of the session with this id, without loading it: what a login records as the session it replaces. */
+  keyOf(id: string): string {
+    return storageId(id);
+  }
 
   async create(
     data: SessionData,
@@ -47,7 +73,7 @@ export class Sessions {
   ): Promise<{ id: string; expiresAt: number; absoluteExpiresAt: number }> {
     const id = newSessionId();
     const absoluteExpiresAt = now + this.lifetimes.absoluteMs;
-    await this.store.create(storageId(id), {
+    await this.records.create(storageId(id), {
       createdAt: now,
       absoluteExpiresAt,
       idleMs: this.lifetimes.idleMs,
@@ -61,7 +87,7 @@ export class Sessions {
 
   async load(id: string, now: number): Promise<Session | undefined> {
     const key = storageId(id);
-    const record = await this.store.load(key, now);
+    const record = await this.records.load(key, now);
     if (!record) return undefined;
     const tokensJson = open(id, 'tokens', record.tokens);
     // A record that does not open with this id was not made for it: treat as no session.
@@ -80,7 +106,7 @@ export class Sessions {
   }
 
   async readTokens(session: Pick<Session, 'id' | 'key'>): Promise<VersionedTokens | undefined> {
-    const record = await this.store.readTokens(session.key);
+    const record = await this.records.readTokens(session.key);
     if (!record) return undefined;
     const json = open(session.id, 'tokens', record.tokens);
     return json === undefined ? undefined : { tokens: JSON.parse(json) as TokenSet, version: record.version };
@@ -91,7 +117,7 @@ export class Sessions {
     expectedVersion: number,
     tokens: TokenSet,
   ): Promise<boolean> {
-    return this.store.writeTokens(
+    return this.records.writeTokens(
       session.key,
       expectedVersion,
       seal(session.id, 'tokens', JSON.stringify(tokens)),
@@ -99,6 +125,47 @@ export class Sessions {
   }
 
   destroy(session: Pick<Session, 'key'>): Promise<boolean> {
-    return this.store.destroy(session.key);
+    return this.records.destroy(session.key);
+  }
+
+  /**
+   * Runs `complete` (the code redemption) at most once per login: the login is marked used before it
+   * runs, so a second callback for the same login gets undefined. When `complete` fails the mark is
+   * taken back, so a failed login leaves nothing behind.
+   */
+  async completeLoginOnce<T extends object>(
+    loginId: string,
+    ttlMs: number,
+    complete: () => Promise<T>,
+  ): Promise<T | undefined> {
+    const marker = replayMarker(loginId);
+    if (!(await this.replay.firstSeen(marker, ttlMs))) return undefined;
+    try {
+      return await complete();
+    } catch (err) {
+      await this.replay.forget(marker).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Ends the sessions a verified logout token names, once per token: undefined when this token was
+   * already used, else how many sessions ended. With a sid only that IdP session ends; with a sub
+   * alone, every session of the user does. When ending fails the token stays unused, because the IdP
+   * retries a failed delivery with the same token.
+   */
+  async endByLogoutToken(
+    claims: Pick<LogoutTokenClaims, 'iss' | 'jti' | 'sid' | 'sub'>,
+  ): Promise<number | undefined> {
+    const marker = `jti:${claims.iss}:${claims.jti}`;
+    if (!(await this.replay.firstSeen(marker, LOGOUT_TOKEN_REPLAY_WINDOW_MS))) return undefined;
+    try {
+      return claims.sid
+        ? await this.records.destroyIndexed('sid', claims.sid)
+        : await this.records.destroyIndexed('sub', claims.sub!);
+    } catch (err) {
+      await this.replay.forget(marker).catch(() => undefined);
+      throw err;
+    }
   }
 }
