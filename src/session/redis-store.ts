@@ -82,17 +82,18 @@ return 0
 `;
 
 // Deletes the record, its lock (KEYS[2]) and its index entries; the index keys are named after
-// fields of the record. Published first, for the same reason as in WRITE_TOKENS. Returns how many
-// of the record and its lock existed.
+// fields of the record. Published first, for the same reason as in WRITE_TOKENS. Returns 1 when
+// the record existed: a lock left behind is not a session.
 const DESTROY = `
 local prefix, storageKey, channel = ARGV[1], ARGV[2], ARGV[3]
 redis.call('PUBLISH', channel, storageKey)
 local sub = redis.call('HGET', KEYS[1], '${FIELD.sub}')
 local sid = redis.call('HGET', KEYS[1], '${FIELD.sid}')
-local n = redis.call('DEL', KEYS[1], KEYS[2])
+local existed = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
 if sub then redis.call('SREM', prefix .. '${KEY.sub}:' .. sub, storageKey) end
 if sid and sid ~= '' then redis.call('SREM', prefix .. '${KEY.sid}:' .. sid, storageKey) end
-return n
+return existed
 `;
 
 // Adds a session to an index and drops members whose session is gone, so the set of a user who
