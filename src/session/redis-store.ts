@@ -7,7 +7,7 @@ import type { InvalidationFeed, LoadedRecord, NewRecord, SessionStore, TokenReco
  * The fields of a session's hash. The names are kept to one letter because every session stores
  * them; this map is the only place they are spelled, and the scripts below are built from it.
  */
-export const FIELD = {
+const FIELD = {
   absoluteExpiresAt: 'a',
   idleMs: 'i',
   createdAt: 'n',
@@ -27,16 +27,10 @@ const KEY = { session: 's', lock: 'l', sub: 'sub', sid: 'sid', seen: 'seen' } as
 
 /** Not a hash field: the name under which the load script's reply carries the slid expiry. */
 const EXPIRES_AT = 'expiresAt';
-/** The hash fields the load script reads, and returns in its reply. */
-const LOADED = [
-  FIELD.absoluteExpiresAt,
-  FIELD.idleMs,
-  FIELD.createdAt,
-  FIELD.lastSeen,
-  FIELD.data,
-  FIELD.tokens,
-  FIELD.version,
-];
+/** The hash fields the load script returns, each as a name/value pair. */
+const LOADED = [FIELD.absoluteExpiresAt, FIELD.createdAt, FIELD.data, FIELD.tokens, FIELD.version];
+/** What the load script reads: those, and the timing it checks expiry with. */
+const READ = [...LOADED, FIELD.idleMs, FIELD.lastSeen];
 const lua = (names: readonly string[]): string => names.map((n) => `'${n}'`).join(', ');
 
 // Read, check both timeouts and slide the idle one in one round trip: the proxy path pays one Redis call.
@@ -44,7 +38,7 @@ const lua = (names: readonly string[]): string => names.map((n) => `'${n}'`).joi
 // The reply is field/value pairs, as HGETALL gives them, plus the slid expiry under EXPIRES_AT.
 const LOAD = `
 local now = tonumber(ARGV[1])
-local names = {${lua(LOADED)}}
+local names = {${lua(READ)}}
 local values = redis.call('HMGET', KEYS[1], unpack(names))
 local r = {}
 for i, name in ipairs(names) do r[name] = values[i] end
@@ -59,9 +53,9 @@ local ttl = math.min(idleMs, absoluteExpiresAt - now)
 redis.call('HSET', KEYS[1], '${FIELD.lastSeen}', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ttl)
 local reply = {'${EXPIRES_AT}', tostring(now + ttl)}
-for i, name in ipairs(names) do
+for _, name in ipairs({${lua(LOADED)}}) do
   reply[#reply + 1] = name
-  reply[#reply + 1] = values[i]
+  reply[#reply + 1] = r[name]
 end
 return reply
 `;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { newSessionId, open, seal, storageId } from './crypto.js';
 import { LOGOUT_TOKEN_REPLAY_WINDOW_MS, type LogoutTokenClaims } from '../oidc/logout.js';
 import type { TokenSet } from '../oidc/token-set.js';
+import { newSessionId, open, seal, storageId } from './crypto.js';
 import { replayMarker } from './login-transaction.js';
 import type { RefreshLock, ReplayGuard, SessionRecords, SessionStore, StoreHealth } from './store.js';
 
@@ -16,6 +16,7 @@ export interface SessionData {
 
 export interface Session {
   readonly id: string;
+  /** Where the store keeps the session: a hash of the id (crypto.ts), so the store never sees the id. */
   readonly key: string;
   readonly createdAt: number;
   readonly absoluteExpiresAt: number;
