@@ -1,7 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
-import { LOGOUT_TOKEN_REPLAY_WINDOW_MS, verifyLogoutToken } from '../oidc/logout.js';
+import { verifyLogoutToken } from '../oidc/logout.js';
 
 const parseForm = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 10 });
 
@@ -17,21 +17,9 @@ export function backchannelLogout(ctx: AppContext) {
       throw new BffError('invalid_logout_token', { message: 'The form field logout_token is missing.' });
     }
     const claims = await verifyLogoutToken(ctx.oidc, token);
-    const { store } = ctx.sessions;
-    const marker = `jti:${claims.iss}:${claims.jti}`;
-    if (!(await store.firstSeen(marker, LOGOUT_TOKEN_REPLAY_WINDOW_MS))) {
+    const ended = await ctx.sessions.endByLogoutToken(claims);
+    if (ended === undefined) {
       throw new BffError('invalid_logout_token', { message: 'This logout token was already used.' });
-    }
-    let ended: number;
-    try {
-      // With a sid, only that IdP session ends; with a sub alone, every session of the user does.
-      ended = claims.sid
-        ? await store.destroyIndexed('sid', claims.sid)
-        : await store.destroyIndexed('sub', claims.sub!);
-    } catch (err) {
-      // The IdP retries a failed delivery: the same token must then be accepted.
-      await store.forget(marker).catch(() => undefined);
-      throw err;
     }
     ctx.log.info({ reqId: res.locals.requestId, sub: claims.sub, ended }, 'back-channel logout');
     res.status(200).end();

@@ -2,16 +2,10 @@ import type { Request, Response } from 'express';
 import { redirect } from '../http/redirect.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
-import { completeLogin, type LoginResult } from '../oidc/login.js';
+import { completeLogin } from '../oidc/login.js';
 import { requestSession, secureCookies, setSessionCookie } from '../http/request-session.js';
 import { clearCookieHeader, readCookie } from '../security/cookies.js';
-import {
-  loginCookieName,
-  loginId,
-  openLogin,
-  remainingMs,
-  replayMarker,
-} from '../session/login-transaction.js';
+import { loginCookieName, loginId, openLogin, remainingMs } from '../session/login-transaction.js';
 import { newLogoutId } from '../session/sessions.js';
 
 /**
@@ -43,26 +37,20 @@ export function callback(ctx: AppContext) {
       });
     }
 
-    const { store } = ctx.sessions;
-    const marker = replayMarker(id);
-    if (!(await store.firstSeen(marker, remainingMs(tx, now)))) {
-      throw new BffError('login_state_invalid', { message: 'This login response was already used.' });
-    }
     const query = req.originalUrl.indexOf('?');
     const callbackUrl = new URL(ctx.config.redirectUri);
     callbackUrl.search = query === -1 ? '' : req.originalUrl.slice(query);
-    let result: LoginResult;
-    try {
-      result = await completeLogin(
+    // Completes at most once; a failed one leaves nothing behind, and its cookie is cleared with this response.
+    const result = await ctx.sessions.completeLoginOnce(id, remainingMs(tx, now), () =>
+      completeLogin(
         ctx.oidc,
         callbackUrl,
         { state, nonce: tx.nonce, codeVerifier: tx.codeVerifier },
         ctx.now,
-      );
-    } catch (err) {
-      // A failed login leaves nothing behind; its cookie is cleared with this response anyway.
-      await store.forget(marker).catch(() => undefined);
-      throw err;
+      ),
+    );
+    if (!result) {
+      throw new BffError('login_state_invalid', { message: 'This login response was already used.' });
     }
 
     const previous = await requestSession(ctx, req, res);

@@ -11,7 +11,7 @@ export function readyz(ctx: AppContext) {
   return async (_req: Request, res: Response): Promise<void> => {
     res.setHeader('Cache-Control', 'no-store');
     const [store, idp] = await Promise.all([
-      ctx.sessions.store.ping().then(
+      ctx.sessions.checkStore().then(
         () => true,
         () => false,
       ),

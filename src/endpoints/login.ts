@@ -35,7 +35,7 @@ export function login(ctx: AppContext) {
 
     // Nothing is stored yet, but the callback needs the store: a login that cannot finish is refused
     // here, before the user is sent through the IdP for nothing.
-    await ctx.sessions.store.ping();
+    await ctx.sessions.checkStore();
 
     const secure = secureCookies(ctx, req);
     const { sessionSecrets } = ctx.config;

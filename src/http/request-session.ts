@@ -9,7 +9,6 @@ import {
   signValue,
   unsignValue,
 } from '../security/cookies.js';
-import { storageId } from '../session/crypto.js';
 import type { SessionCache } from '../session/cache.js';
 import type { Session } from '../session/sessions.js';
 
@@ -54,7 +53,7 @@ export function sessionKeyFromCookie(ctx: AppContext, req: Request): string | un
     readCookie(req.headers.cookie, cookieName(SESSION_COOKIE, secureCookies(ctx, req))),
     ctx.config.sessionSecrets,
   );
-  return id ? storageId(id) : undefined;
+  return id ? ctx.sessions.keyOf(id) : undefined;
 }
 
 /** The session named by this request's cookie, loaded once per request; undefined when there is none. */

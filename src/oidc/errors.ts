@@ -1,6 +1,6 @@
 import * as client from 'openid-client';
 import { BffError, type ErrorCode } from '../errors.js';
-import type { TokenSet } from '../session/sessions.js';
+import type { TokenSet } from './token-set.js';
 
 /** OAuth errors whose text is the IdP's own and safe to repeat to the browser. */
 const SAFE_IDP_ERROR = /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,100}$/;

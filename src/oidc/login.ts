@@ -1,9 +1,9 @@
 import * as client from 'openid-client';
-import type { TokenSet } from '../session/sessions.js';
 import type { OidcClient } from './client.js';
 import { BffError } from '../errors.js';
 import { describeIdpError, mapOidcError } from './errors.js';
 import { JwksUnavailableError } from './id-token.js';
+import type { TokenSet } from './token-set.js';
 import { revokeRefreshToken, toTokenSet } from './tokens.js';
 
 export interface LoginChecks {

@@ -1,6 +1,5 @@
 import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
-import { refreshTime, type TokenSet } from '../session/sessions.js';
 import type { OidcClient } from './client.js';
 import { JwksUnavailableError } from './id-token.js';
 import {
@@ -10,6 +9,7 @@ import {
   mapOidcError,
 } from './errors.js';
 import { captureTokenResponse, type CapturedTokenResponse } from './response-capture.js';
+import { refreshTime, type TokenSet } from './token-set.js';
 
 /** Used when the IdP does not say how long an access token lives: short, so a wrong guess heals quickly. */
 const ASSUMED_LIFETIME_S = 300;

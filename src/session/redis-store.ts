@@ -1,72 +1,136 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { BffError } from '../errors.js';
+import { RedisInvalidationFeed } from './redis-invalidation-feed.js';
 import type { InvalidationFeed, LoadedRecord, NewRecord, SessionStore, TokenRecord } from './store.js';
+
+/**
+ * The fields of a session's hash. The names are kept to one letter because every session stores
+ * them; this map is the only place they are spelled, and the scripts below are built from it.
+ */
+const FIELD = {
+  absoluteExpiresAt: 'a',
+  idleMs: 'i',
+  createdAt: 'n',
+  lastSeen: 'l',
+  /** Sealed session data. */
+  data: 'c',
+  /** Sealed token set. */
+  tokens: 't',
+  version: 'v',
+  sub: 'u',
+  /** The IdP session id, or '' when the IdP sent none. */
+  sid: 'd',
+} as const;
+
+/** Key kinds under the prefix: `${prefix}${kind}:${id}`. The index kinds are named after the claims they index. */
+const KEY = { session: 's', lock: 'l', sub: 'sub', sid: 'sid', seen: 'seen' } as const;
+
+/** Not a hash field: the name under which the load script's reply carries the slid expiry. */
+const EXPIRES_AT = 'expiresAt';
+/** The hash fields the load script returns, each as a name/value pair. */
+const LOADED = [FIELD.absoluteExpiresAt, FIELD.createdAt, FIELD.data, FIELD.tokens, FIELD.version];
+/** What the load script reads: those, and the timing it checks expiry with. */
+const READ = [...LOADED, FIELD.idleMs, FIELD.lastSeen];
+const lua = (names: readonly string[]): string => names.map((n) => `'${n}'`).join(', ');
 
 // Read, check both timeouts and slide the idle one in one round trip: the proxy path pays one Redis call.
 // Timeouts are checked against the caller's clock as well as by Redis TTLs, so expiry is exact to the request.
+// The reply is field/value pairs, as HGETALL gives them, plus the slid expiry under EXPIRES_AT.
 const LOAD = `
-local v = redis.call('HMGET', KEYS[1], 'a', 'i', 'n', 'c', 't', 'v', 'l')
-if not v[1] then return false end
 local now = tonumber(ARGV[1])
-local abs = tonumber(v[1])
-local idle = tonumber(v[2])
-if abs <= now or tonumber(v[7]) + idle <= now then
+local names = {${lua(READ)}}
+local values = redis.call('HMGET', KEYS[1], unpack(names))
+local r = {}
+for i, name in ipairs(names) do r[name] = values[i] end
+if not r['${FIELD.absoluteExpiresAt}'] then return false end
+local absoluteExpiresAt = tonumber(r['${FIELD.absoluteExpiresAt}'])
+local idleMs = tonumber(r['${FIELD.idleMs}'])
+if absoluteExpiresAt <= now or tonumber(r['${FIELD.lastSeen}']) + idleMs <= now then
   redis.call('DEL', KEYS[1])
   return false
 end
-local ttl = math.min(idle, abs - now)
-redis.call('HSET', KEYS[1], 'l', ARGV[1])
+local ttl = math.min(idleMs, absoluteExpiresAt - now)
+redis.call('HSET', KEYS[1], '${FIELD.lastSeen}', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ttl)
-return {v[1], v[3], v[4], v[5], v[6], tostring(now + ttl)}
+local reply = {'${EXPIRES_AT}', tostring(now + ttl)}
+for _, name in ipairs({${lua(LOADED)}}) do
+  reply[#reply + 1] = name
+  reply[#reply + 1] = r[name]
+end
+return reply
 `;
 
-// Every change to a live session is published (ARGV[4] is the channel, ARGV[5] the storage key) in
-// the same script that makes it, so no replica's cache can miss a change that happened. PUBLISH
-// comes before any write: a Redis user not allowed the channel fails the script with nothing
-// changed. Subscribers still see the change, since they act on the message only after the whole
-// script has run.
+// Every change to a live session is published in the same script that makes it, so no replica's
+// cache can miss a change that happened. PUBLISH comes before any write: a Redis user not allowed
+// the channel fails the script with nothing changed. Subscribers still see the change, since they
+// act on the message only after the whole script has run. Returns 1 when written, 0 when the
+// version did not match.
 const WRITE_TOKENS = `
-if redis.call('HGET', KEYS[1], 'v') == ARGV[1] then
-  redis.call('PUBLISH', ARGV[4], ARGV[5])
-  redis.call('HSET', KEYS[1], 't', ARGV[2], 'v', ARGV[3])
+local expected, tokens, nextVersion, channel, storageKey = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('HGET', KEYS[1], '${FIELD.version}') == expected then
+  redis.call('PUBLISH', channel, storageKey)
+  redis.call('HSET', KEYS[1], '${FIELD.tokens}', tokens, '${FIELD.version}', nextVersion)
   return 1
 end
 return 0
 `;
 
-// Deletes the record and its index entries; the index keys are named after fields of the record.
-// Published first, for the same reason as in WRITE_TOKENS.
+// Deletes the record, its lock (KEYS[2]) and its index entries; the index keys are named after
+// fields of the record. Published first, for the same reason as in WRITE_TOKENS. Returns 1 when
+// the record existed: a lock left behind is not a session.
 const DESTROY = `
-redis.call('PUBLISH', ARGV[3], ARGV[2])
-local v = redis.call('HMGET', KEYS[1], 'u', 'd')
-local n = redis.call('DEL', KEYS[1], KEYS[2])
-if v[1] then redis.call('SREM', ARGV[1] .. 'sub:' .. v[1], ARGV[2]) end
-if v[2] and v[2] ~= '' then redis.call('SREM', ARGV[1] .. 'sid:' .. v[2], ARGV[2]) end
-return n
+local prefix, storageKey, channel = ARGV[1], ARGV[2], ARGV[3]
+redis.call('PUBLISH', channel, storageKey)
+local sub = redis.call('HGET', KEYS[1], '${FIELD.sub}')
+local sid = redis.call('HGET', KEYS[1], '${FIELD.sid}')
+local existed = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+if sub then redis.call('SREM', prefix .. '${KEY.sub}:' .. sub, storageKey) end
+if sid and sid ~= '' then redis.call('SREM', prefix .. '${KEY.sid}:' .. sid, storageKey) end
+return existed
 `;
 
 // Adds a session to an index and drops members whose session is gone, so the set of a user who
 // logs in daily does not grow for ever (its TTL moves forward with each login).
 const INDEX_ADD = `
+local sessionPrefix, storageKey, ttlMs = ARGV[1], ARGV[2], ARGV[3]
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', ARGV[1] .. m) == 0 then redis.call('SREM', KEYS[1], m) end
+  if redis.call('EXISTS', sessionPrefix .. m) == 0 then redis.call('SREM', KEYS[1], m) end
 end
-redis.call('SADD', KEYS[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[1], storageKey)
+redis.call('PEXPIRE', KEYS[1], ttlMs)
 return 1
 `;
 
+// Both return 1 when the owner held the lock, 0 otherwise.
 const RENEW_LOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local owner, ttlMs = ARGV[1], ARGV[2]
+if redis.call('GET', KEYS[1]) == owner then return redis.call('PEXPIRE', KEYS[1], ttlMs) end
 return 0
 `;
 
 const RELEASE_LOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+local owner = ARGV[1]
+if redis.call('GET', KEYS[1]) == owner then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
 
+/** The load script's pairs, by name. */
+function loadedRecord(reply: string[]): LoadedRecord {
+  const r: Record<string, string> = {};
+  for (let i = 0; i < reply.length; i += 2) r[reply[i]!] = reply[i + 1]!;
+  return {
+    absoluteExpiresAt: Number(r[FIELD.absoluteExpiresAt]),
+    createdAt: Number(r[FIELD.createdAt]),
+    data: r[FIELD.data]!,
+    tokens: r[FIELD.tokens]!,
+    version: Number(r[FIELD.version]),
+    expiresAt: Number(r[EXPIRES_AT]),
+  };
+}
+
 interface ScriptedRedis extends Redis {
+  /** Field/value pairs (see LOAD), or null when there is no live session. */
   ccLoad(key: string, now: number): Promise<string[] | null>;
   ccWriteTokens(
     key: string,
@@ -176,52 +240,47 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async create(key: string, r: NewRecord): Promise<void> {
-    const sessionKey = this.k('s', key);
+    const sessionKey = this.k(KEY.session, key);
     const ttl = Math.min(r.idleMs, r.absoluteExpiresAt - r.createdAt);
     const multi = this.redis
       .multi()
       .hset(sessionKey, {
-        a: r.absoluteExpiresAt,
-        i: r.idleMs,
-        n: r.createdAt,
-        l: r.createdAt,
-        c: r.data,
-        t: r.tokens,
-        v: 1,
-        u: r.sub,
-        d: r.sid ?? '',
+        [FIELD.absoluteExpiresAt]: r.absoluteExpiresAt,
+        [FIELD.idleMs]: r.idleMs,
+        [FIELD.createdAt]: r.createdAt,
+        [FIELD.lastSeen]: r.createdAt,
+        [FIELD.data]: r.data,
+        [FIELD.tokens]: r.tokens,
+        [FIELD.version]: 1,
+        [FIELD.sub]: r.sub,
+        [FIELD.sid]: r.sid ?? '',
       })
       .pexpire(sessionKey, ttl);
     // Index keys outlive every session they list: each login pushes their expiry to a full session lifetime.
     const indexTtl = r.absoluteExpiresAt - r.createdAt;
     const indexed = multi as unknown as ScriptedPipeline;
-    indexed.ccIndexAdd(this.k('sub', r.sub), this.k('s', ''), key, indexTtl);
-    if (r.sid) indexed.ccIndexAdd(this.k('sid', r.sid), this.k('s', ''), key, indexTtl);
+    const sessionPrefix = this.k(KEY.session, '');
+    indexed.ccIndexAdd(this.k(KEY.sub, r.sub), sessionPrefix, key, indexTtl);
+    if (r.sid) indexed.ccIndexAdd(this.k(KEY.sid, r.sid), sessionPrefix, key, indexTtl);
     await execAll(multi);
   }
 
   async load(key: string, now: number): Promise<LoadedRecord | undefined> {
-    const v = await guard(this.redis.ccLoad(this.k('s', key), now));
-    if (!v) return undefined;
-    return {
-      absoluteExpiresAt: Number(v[0]),
-      createdAt: Number(v[1]),
-      data: v[2]!,
-      tokens: v[3]!,
-      version: Number(v[4]),
-      expiresAt: Number(v[5]),
-    };
+    const reply = await guard(this.redis.ccLoad(this.k(KEY.session, key), now));
+    return reply ? loadedRecord(reply) : undefined;
   }
 
   async readTokens(key: string): Promise<TokenRecord | undefined> {
-    const [tokens, version] = await guard(this.redis.hmget(this.k('s', key), 't', 'v'));
+    const [tokens, version] = await guard(
+      this.redis.hmget(this.k(KEY.session, key), FIELD.tokens, FIELD.version),
+    );
     return tokens && version ? { tokens, version: Number(version) } : undefined;
   }
 
   async writeTokens(key: string, expectedVersion: number, tokens: string): Promise<boolean> {
     const ok = await guard(
       this.redis.ccWriteTokens(
-        this.k('s', key),
+        this.k(KEY.session, key),
         expectedVersion,
         tokens,
         expectedVersion + 1,
@@ -236,14 +295,14 @@ export class RedisSessionStore implements SessionStore {
 
   async destroy(key: string): Promise<boolean> {
     const n = await guard(
-      this.redis.ccDestroy(this.k('s', key), this.k('l', key), this.prefix, key, this.channel),
+      this.redis.ccDestroy(this.k(KEY.session, key), this.k(KEY.lock, key), this.prefix, key, this.channel),
     );
     this.feed?.dropLocally(key);
     return n > 0;
   }
 
   async destroyIndexed(kind: 'sid' | 'sub', value: string): Promise<number> {
-    const indexKey = this.k(kind, value);
+    const indexKey = this.k(KEY[kind], value);
     const keys = await guard(this.redis.smembers(indexKey));
     let destroyed = 0;
     for (const key of keys) if (await this.destroy(key)) destroyed++;
@@ -253,23 +312,23 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async acquireLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
-    return (await guard(this.redis.set(this.k('l', key), owner, 'PX', ttlMs, 'NX'))) === 'OK';
+    return (await guard(this.redis.set(this.k(KEY.lock, key), owner, 'PX', ttlMs, 'NX'))) === 'OK';
   }
 
   async renewLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
-    return (await guard(this.redis.ccRenewLock(this.k('l', key), owner, ttlMs))) === 1;
+    return (await guard(this.redis.ccRenewLock(this.k(KEY.lock, key), owner, ttlMs))) === 1;
   }
 
   async releaseLock(key: string, owner: string): Promise<void> {
-    await guard(this.redis.ccReleaseLock(this.k('l', key), owner));
+    await guard(this.redis.ccReleaseLock(this.k(KEY.lock, key), owner));
   }
 
   async firstSeen(id: string, ttlMs: number): Promise<boolean> {
-    return (await guard(this.redis.set(this.k('seen', id), '1', 'PX', Math.max(1, ttlMs), 'NX'))) === 'OK';
+    return (await guard(this.redis.set(this.k(KEY.seen, id), '1', 'PX', Math.max(1, ttlMs), 'NX'))) === 'OK';
   }
 
   async forget(id: string): Promise<void> {
-    await guard(this.redis.del(this.k('seen', id)));
+    await guard(this.redis.del(this.k(KEY.seen, id)));
   }
 
   async ping(): Promise<void> {
@@ -305,105 +364,5 @@ export class RedisSessionStore implements SessionStore {
     } catch {
       this.redis.disconnect();
     }
-  }
-}
-
-/** How often the subscription is checked with a PING, and how old its last PONG may be while live. */
-const HEARTBEAT_MS = 1000;
-const STALE_MS = 3000;
-
-/**
- * The invalidation channel on its own connection (a subscribed connection can do nothing else).
- * Pub/sub delivers at most once, so whatever interrupts the subscription (a disconnect, a Redis
- * restart) makes the feed not live and tells listeners to forget everything; it is live again
- * only once the subscription is confirmed on the new connection. A connection can also die
- * silently (a NAT or firewall dropping an idle flow): a PING every second finds that out, and a
- * feed whose last PONG is older than STALE_MS is not live, whatever the socket says.
- */
-class RedisInvalidationFeed implements InvalidationFeed {
-  private listeners: ((key: string | undefined) => void)[] = [];
-  private subscribed = false;
-  private lastPong = 0;
-  private closed = false;
-  private waiting: (() => void)[] = [];
-  private readonly heartbeat: NodeJS.Timeout;
-
-  constructor(
-    private readonly sub: Redis,
-    private readonly channel: string,
-  ) {
-    sub.on('error', () => {
-      // Reconnects by itself; until then the feed is not live and caches are bypassed.
-    });
-    sub.on('message', (_channel: string, key: string) => {
-      if (key) this.emit(key);
-    });
-    const down = (): void => this.down();
-    sub.on('close', down);
-    sub.on('reconnecting', down);
-    sub.on('end', down);
-    sub.on('ready', () => {
-      sub.subscribe(this.channel).then(
-        () => {
-          if (this.closed || sub.status !== 'ready') return;
-          // Anything cached before this point may have missed a message: start clean.
-          this.emit(undefined);
-          this.subscribed = true;
-          this.lastPong = Date.now();
-          for (const resolve of this.waiting.splice(0)) resolve();
-        },
-        // Not allowed, or the connection went: retry on a fresh connection, without spinning.
-        () => setTimeout(() => sub.disconnect(true), HEARTBEAT_MS).unref(),
-      );
-    });
-    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
-    this.heartbeat.unref();
-  }
-
-  get live(): boolean {
-    return this.subscribed && Date.now() - this.lastPong < STALE_MS;
-  }
-
-  onInvalidate(listener: (key: string | undefined) => void): void {
-    this.listeners.push(listener);
-  }
-
-  whenLive(): Promise<void> {
-    return this.live ? Promise.resolve() : new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  /** A change this process made itself: no need to wait for its own message. */
-  dropLocally(key: string): void {
-    this.emit(key);
-  }
-
-  private beat(): void {
-    if (!this.subscribed) return;
-    if (Date.now() - this.lastPong >= STALE_MS) {
-      this.down();
-      this.sub.disconnect(true);
-      return;
-    }
-    this.sub.ping().then(
-      () => (this.lastPong = Date.now()),
-      () => undefined,
-    );
-  }
-
-  private down(): void {
-    if (!this.subscribed) return;
-    this.subscribed = false;
-    this.emit(undefined);
-  }
-
-  private emit(key: string | undefined): void {
-    for (const listener of this.listeners) listener(key);
-  }
-
-  close(): void {
-    this.closed = true;
-    this.subscribed = false;
-    clearInterval(this.heartbeat);
-    this.sub.disconnect();
   }
 }

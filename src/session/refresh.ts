@@ -4,7 +4,8 @@ import { performance } from 'node:perf_hooks';
 import { BffError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { InvalidTokenResponseError, UnverifiedRefreshError, describeIdpError } from '../oidc/errors.js';
-import type { Session, Sessions, TokenSet } from './sessions.js';
+import type { TokenSet } from '../oidc/token-set.js';
+import type { Session, Sessions } from './sessions.js';
 
 export interface RefreshHooks {
   /** Runs under the lock, just before the IdP call. Tests use it to stall or crash a lock holder. */
@@ -83,7 +84,7 @@ export class TokenRefresher {
     let pause = POLL_MIN_MS;
     for (;;) {
       const owner = randomUUID();
-      if (await sessions.store.acquireLock(session.key, owner, lockTtlMs)) {
+      if (await sessions.refreshLock.acquireLock(session.key, owner, lockTtlMs)) {
         return this.refreshUnderLock(session, owner);
       }
       if (this.now() + pause >= deadline) {
@@ -101,7 +102,7 @@ export class TokenRefresher {
   private async refreshUnderLock(session: Session, owner: string): Promise<TokenSet> {
     const { sessions, lockTtlMs } = this.opts;
     const renew = setInterval(() => {
-      sessions.store.renewLock(session.key, owner, lockTtlMs).catch(() => undefined);
+      sessions.refreshLock.renewLock(session.key, owner, lockTtlMs).catch(() => undefined);
     }, lockTtlMs / 3);
     try {
       // Re-read under the lock: another replica may have refreshed since this request loaded the session.
@@ -113,7 +114,7 @@ export class TokenRefresher {
       // Last moment to back out: if the lock lapsed (a stall, a Redis blip), someone else may be refreshing
       // with this very refresh token, and a second use would make the IdP revoke the grant.
       const startedAt = performance.now();
-      if (!(await sessions.store.renewLock(session.key, owner, lockTtlMs))) {
+      if (!(await sessions.refreshLock.renewLock(session.key, owner, lockTtlMs))) {
         this.record('lost_lock', startedAt);
         throw new BffError('idp_unavailable', { message: 'The token refresh lost its lock; try again.' });
       }
@@ -149,7 +150,7 @@ export class TokenRefresher {
       throw new BffError('session_expired');
     } finally {
       clearInterval(renew);
-      await sessions.store.releaseLock(session.key, owner).catch(() => undefined);
+      await sessions.refreshLock.releaseLock(session.key, owner).catch(() => undefined);
     }
   }
 }

@@ -1,18 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { LOGOUT_TOKEN_REPLAY_WINDOW_MS, type LogoutTokenClaims } from '../oidc/logout.js';
+import type { TokenSet } from '../oidc/token-set.js';
 import { newSessionId, open, seal, storageId } from './crypto.js';
-import type { SessionStore } from './store.js';
-
-export interface TokenSet {
-  readonly accessToken: string;
-  readonly tokenType: string;
-  /** Epoch ms at which the access token expires. */
-  readonly expiresAt: number;
-  /** Epoch ms from which a request refreshes the token before using it. */
-  readonly refreshAt: number;
-  readonly refreshToken?: string;
-  readonly idToken?: string;
-  readonly scope?: string;
-}
+import { replayMarker } from './login-transaction.js';
+import type { RefreshLock, ReplayGuard, SessionRecords, SessionStore, StoreHealth } from './store.js';
 
 export interface SessionData {
   readonly sub: string;
@@ -25,6 +16,7 @@ export interface SessionData {
 
 export interface Session {
   readonly id: string;
+  /** Where the store keeps the session: a hash of the id (crypto.ts), so the store never sees the id. */
   readonly key: string;
   readonly createdAt: number;
   readonly absoluteExpiresAt: number;
@@ -40,22 +32,40 @@ export interface VersionedTokens {
   readonly version: number;
 }
 
-/** When to refresh: `skew` before expiry, but never in the first half of a short-lived token's life. */
-export function refreshTime(issuedAt: number, expiresAt: number, skewMs: number): number {
-  const lifetime = Math.max(0, expiresAt - issuedAt);
-  return issuedAt + Math.max(lifetime - skewMs, lifetime / 2);
-}
-
 export function newLogoutId(): string {
   return randomBytes(16).toString('base64url');
 }
 
-/** Sessions on top of a store: ids, sealing, and the session lifetimes. */
+/**
+ * Sessions on top of a store: ids, sealing, the session lifetimes, and the once-only uses of logins
+ * and logout tokens. Callers speak in sessions; the store's keys, sealed values and markers stay here.
+ */
 export class Sessions {
+  private readonly records: SessionRecords;
+  private readonly replay: ReplayGuard;
+  private readonly health: StoreHealth;
+  /** For the refresher (refresh.ts), which coordinates refreshes on it, addressed by `Session.key`. */
+  readonly refreshLock: RefreshLock;
+
   constructor(
-    readonly store: SessionStore,
+    store: SessionStore,
     private readonly lifetimes: { readonly idleMs: number; readonly absoluteMs: number },
-  ) {}
+  ) {
+    this.records = store;
+    this.replay = store;
+    this.health = store;
+    this.refreshLock = store;
+  }
+
+  /** Rejects (store_unavailable) while the store does not answer: no session can be made or found. */
+  checkStore(): Promise<void> {
+    return this.health.ping();
+  }
+
+  /** The key of the session with this id, without loading it: what a login records as the session it replaces. */
+  keyOf(id: string): string {
+    return storageId(id);
+  }
 
   async create(
     data: SessionData,
@@ -64,7 +74,7 @@ export class Sessions {
   ): Promise<{ id: string; expiresAt: number; absoluteExpiresAt: number }> {
     const id = newSessionId();
     const absoluteExpiresAt = now + this.lifetimes.absoluteMs;
-    await this.store.create(storageId(id), {
+    await this.records.create(storageId(id), {
       createdAt: now,
       absoluteExpiresAt,
       idleMs: this.lifetimes.idleMs,
@@ -78,7 +88,7 @@ export class Sessions {
 
   async load(id: string, now: number): Promise<Session | undefined> {
     const key = storageId(id);
-    const record = await this.store.load(key, now);
+    const record = await this.records.load(key, now);
     if (!record) return undefined;
     const tokensJson = open(id, 'tokens', record.tokens);
     // A record that does not open with this id was not made for it: treat as no session.
@@ -97,7 +107,7 @@ export class Sessions {
   }
 
   async readTokens(session: Pick<Session, 'id' | 'key'>): Promise<VersionedTokens | undefined> {
-    const record = await this.store.readTokens(session.key);
+    const record = await this.records.readTokens(session.key);
     if (!record) return undefined;
     const json = open(session.id, 'tokens', record.tokens);
     return json === undefined ? undefined : { tokens: JSON.parse(json) as TokenSet, version: record.version };
@@ -108,7 +118,7 @@ export class Sessions {
     expectedVersion: number,
     tokens: TokenSet,
   ): Promise<boolean> {
-    return this.store.writeTokens(
+    return this.records.writeTokens(
       session.key,
       expectedVersion,
       seal(session.id, 'tokens', JSON.stringify(tokens)),
@@ -116,6 +126,47 @@ export class Sessions {
   }
 
   destroy(session: Pick<Session, 'key'>): Promise<boolean> {
-    return this.store.destroy(session.key);
+    return this.records.destroy(session.key);
+  }
+
+  /**
+   * Runs `complete` (the code redemption) at most once per login: the login is marked used before it
+   * runs, so a second callback for the same login gets undefined. When `complete` fails the mark is
+   * taken back, so a failed login leaves nothing behind.
+   */
+  async completeLoginOnce<T extends object>(
+    loginId: string,
+    ttlMs: number,
+    complete: () => Promise<T>,
+  ): Promise<T | undefined> {
+    const marker = replayMarker(loginId);
+    if (!(await this.replay.firstSeen(marker, ttlMs))) return undefined;
+    try {
+      return await complete();
+    } catch (err) {
+      await this.replay.forget(marker).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Ends the sessions a verified logout token names, once per token: undefined when this token was
+   * already used, else how many sessions ended. With a sid only that IdP session ends; with a sub
+   * alone, every session of the user does. When ending fails the token stays unused, because the IdP
+   * retries a failed delivery with the same token.
+   */
+  async endByLogoutToken(
+    claims: Pick<LogoutTokenClaims, 'iss' | 'jti' | 'sid' | 'sub'>,
+  ): Promise<number | undefined> {
+    const marker = `jti:${claims.iss}:${claims.jti}`;
+    if (!(await this.replay.firstSeen(marker, LOGOUT_TOKEN_REPLAY_WINDOW_MS))) return undefined;
+    try {
+      return claims.sid
+        ? await this.records.destroyIndexed('sid', claims.sid)
+        : await this.records.destroyIndexed('sub', claims.sub!);
+    } catch (err) {
+      await this.replay.forget(marker).catch(() => undefined);
+      throw err;
+    }
   }
 }

@@ -39,9 +39,8 @@ export interface InvalidationFeed {
   whenLive(): Promise<void>;
 }
 
-export interface SessionStore {
-  /** Present when the store can tell other processes' caches about changes (Redis pub/sub). */
-  readonly invalidations?: InvalidationFeed;
+/** Session records: what Sessions needs to create, read, update and end sessions. */
+export interface SessionRecords {
   create(key: string, record: NewRecord): Promise<void>;
   /** Reads the record and slides its idle expiry in one round trip; undefined when gone or expired. */
   load(key: string, now: number): Promise<LoadedRecord | undefined>;
@@ -52,16 +51,37 @@ export interface SessionStore {
   destroy(key: string): Promise<boolean>;
   /** Destroys every session indexed under the IdP session id or subject; returns how many existed. */
   destroyIndexed(kind: 'sid' | 'sub', value: string): Promise<number>;
+}
 
+/** The per-session refresh lock: one owner at a time, held for a TTL that the owner renews while it works. */
+export interface RefreshLock {
+  /** True when the lock was free (or its TTL lapsed) and is now held by owner. */
   acquireLock(key: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** False when owner no longer holds the lock: it lapsed, and someone else may hold it now. */
   renewLock(key: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Releases the lock only if owner still holds it. */
   releaseLock(key: string, owner: string): Promise<void>;
+}
 
-  /** True the first time an id is seen within ttl: replay detection for logout tokens and completed logins. */
+/** Once-only markers: replay detection for logout tokens and completed logins. */
+export interface ReplayGuard {
+  /** True the first time an id is seen within ttl. */
   firstSeen(id: string, ttlMs: number): Promise<boolean>;
   /** Undoes firstSeen, when the work it guarded failed and a retry must be possible. */
   forget(id: string): Promise<void>;
+}
 
+export interface StoreHealth {
+  /** Rejects (store_unavailable) while the store does not answer. */
   ping(): Promise<void>;
+}
+
+/**
+ * A store implementation: every part of the contract in one object, as one backend provides them.
+ * Callers hold only the part they need (Sessions splits it); test/store-conformance.test.ts checks it.
+ */
+export interface SessionStore extends SessionRecords, RefreshLock, ReplayGuard, StoreHealth {
+  /** Present when the store can tell other processes' caches about changes (Redis pub/sub). */
+  readonly invalidations?: InvalidationFeed;
   close(): Promise<void>;
 }
