@@ -2,7 +2,7 @@ import { createApp, type App } from './app.js';
 import { describeConfig } from './config/describe.js';
 import { ConfigError, type Config } from './config/load.js';
 import type { Logger } from './log.js';
-import { createOidcClient } from './oidc/client.js';
+import { createOidcClient, oidcSettings } from './oidc/client.js';
 import { attachDevServerUpgrades } from './proxy/dev-server.js';
 import { listen, type RunningServer } from './server.js';
 import { MemorySessionStore } from './session/memory-store.js';
@@ -47,7 +47,7 @@ export async function startCoatcheck(config: Config, log: Logger): Promise<Coatc
     store = new MemorySessionStore();
   }
 
-  const oidc = createOidcClient(config, log);
+  const oidc = createOidcClient(oidcSettings(config), log);
   // Discover now so a wrong issuer shows at once; a failure is retried on demand, so an IdP outage at boot heals.
   await oidc.configuration().catch(() => undefined);
 

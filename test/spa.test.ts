@@ -8,7 +8,7 @@ import { request } from 'undici';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import { attachDevServerUpgrades } from '../src/proxy/dev-server.js';
-import { startStack, type Stack } from './support/stack.js';
+import { CLIENT_SECRET, startStack, type Stack } from './support/stack.js';
 
 describe('BFF_STATIC_DIR serves a built SPA', () => {
   let stack: Stack;
@@ -82,7 +82,7 @@ function envOf(stack: Stack): Record<string, string> {
     BFF_PUBLIC_URL: c.publicUrl,
     BFF_ISSUER: c.issuer,
     BFF_CLIENT_ID: c.client.id,
-    BFF_CLIENT_SECRET: c.client.secret!,
+    BFF_CLIENT_SECRET: CLIENT_SECRET,
     BFF_SESSION_SECRET: c.sessionSecrets[0]!,
     BFF_SESSION_STORE: 'memory',
     BFF_ROUTES: '[]',

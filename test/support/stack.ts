@@ -6,7 +6,7 @@ import { createApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { startIdp, type Idp } from '../../src/demo/idp.js';
 import { createLogger } from '../../src/log.js';
-import { createOidcClient } from '../../src/oidc/client.js';
+import { createOidcClient, oidcSettings } from '../../src/oidc/client.js';
 import type { RefreshHooks } from '../../src/session/refresh.js';
 import type { Session } from '../../src/session/sessions.js';
 import { SESSION_COOKIE, unsignValue } from '../../src/security/cookies.js';
@@ -147,7 +147,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     );
     const store = memoryStore ?? new RedisSessionStore(redis!.url);
     const app = createApp(config, {
-      oidc: createOidcClient(config, log),
+      oidc: createOidcClient(oidcSettings(config), log),
       store,
       log,
       now: clock.now,
