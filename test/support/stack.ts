@@ -2,7 +2,6 @@ import { Writable } from 'node:stream';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type { ClientMetadata } from 'oidc-provider';
 import type { App } from '../../src/app.js';
-import { startIdp, type Idp } from '../../src/demo/idp.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import type { RefreshHooks } from '../../src/session/refresh.js';
@@ -12,6 +11,7 @@ import { MemorySessionStore } from '../../src/session/memory-store.js';
 import type { SessionStore } from '../../src/session/store.js';
 import { startCoatcheck, type Coatcheck } from '../../src/start.js';
 import { Browser } from './browser.js';
+import { startTestIdp, type TestIdp } from './idp.js';
 import { freePort, waitFor } from './ports.js';
 import { startRedis, type TestRedis } from './redis.js';
 import { startUpstream, type TestUpstream } from './upstream.js';
@@ -49,7 +49,7 @@ export interface TestClock {
 
 export interface Stack {
   readonly clock: TestClock;
-  readonly idp: Idp;
+  readonly idp: TestIdp;
   readonly redis: TestRedis | undefined;
   readonly upstream: TestUpstream;
   readonly bffs: Bff[];
@@ -88,7 +88,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       return { port, url: `http://127.0.0.1:${port}` };
     }),
   );
-  const idp = await startIdp({
+  const idp = await startTestIdp({
     users: [ALICE],
     audience: AUDIENCE,
     accessTokenTtl: opts.accessTokenTtl ?? 300,
