@@ -13,7 +13,7 @@ import type { RefreshHooks } from './session/refresh.js';
 import type { SessionStore } from './session/store.js';
 
 /** How long in-flight requests may take to finish once shutdown starts. */
-export const SHUTDOWN_GRACE_MS = 10_000;
+const SHUTDOWN_GRACE_MS = 10_000;
 
 /** What a caller other than main.ts may bring: tests bring a clock, hooks, a log sink and a shared store. */
 export interface StartOptions {
