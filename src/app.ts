@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import express, { type Express } from 'express';
+import express from 'express';
 import helmet from 'helmet';
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from './config/load.js';
@@ -40,8 +40,6 @@ export interface AppDeps {
 export interface App {
   (req: IncomingMessage, res: ServerResponse): void;
   readonly context: AppContext;
-  /** The Express app behind the API fast path: management endpoints, the SPA, errors. */
-  readonly express: Express;
 }
 
 /**
@@ -117,5 +115,5 @@ export function createApp(config: Config, deps: AppDeps): App {
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
     if (!fastPath(req, res)) app(req, res);
   };
-  return Object.assign(listener, { context: ctx, express: app });
+  return Object.assign(listener, { context: ctx });
 }

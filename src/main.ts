@@ -1,6 +1,5 @@
 import { ConfigError, loadConfig } from './config/load.js';
 import { demoModeProblems, unknownNameWarnings } from './config/names.js';
-import { createLogger } from './log.js';
 import { startCoatcheck } from './start.js';
 
 /**
@@ -26,14 +25,13 @@ async function main(): Promise<void> {
       stop = (await runDemo(env)).stop;
     } else {
       const config = loadConfig(env);
-      stop = (
-        await startCoatcheck(config, createLogger(config.logLevel)).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'EADDRINUSE') throw err;
-          throw new ConfigError([
-            `BFF_PORT: port ${config.port} on ${config.host} is already in use; stop what uses it, or set BFF_PORT to a free port`,
-          ]);
-        })
-      ).stop;
+      const coatcheck = await startCoatcheck(config).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EADDRINUSE') throw err;
+        throw new ConfigError([
+          `BFF_PORT: port ${config.port} on ${config.host} is already in use; stop what uses it, or set BFF_PORT to a free port`,
+        ]);
+      });
+      stop = () => coatcheck.close();
     }
   } catch (err) {
     // No logger exists yet, so the reason goes to stderr, as a plain list rather than a stack.

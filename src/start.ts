@@ -1,53 +1,89 @@
-import { createApp, type App } from './app.js';
+import type { Server } from 'node:http';
+import { createApp } from './app.js';
 import { describeConfig } from './config/describe.js';
 import { ConfigError, type Config } from './config/load.js';
-import type { Logger } from './log.js';
-import { createOidcClient } from './oidc/client.js';
+import type { AppContext } from './context.js';
+import { createLogger, type Logger } from './log.js';
+import { createOidcClient, oidcSettings } from './oidc/client.js';
 import { attachDevServerUpgrades } from './proxy/dev-server.js';
-import { listen, type RunningServer } from './server.js';
+import { createHttpServer, drain, listenOn } from './server.js';
 import { MemorySessionStore } from './session/memory-store.js';
 import { RedisSessionStore } from './session/redis-store.js';
+import type { RefreshHooks } from './session/refresh.js';
 import type { SessionStore } from './session/store.js';
 
-export interface Coatcheck {
-  readonly app: App;
-  readonly running: RunningServer;
-  /** Drains, then closes the store. */
-  stop(): Promise<void>;
+/** How long in-flight requests may take to finish once shutdown starts. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+/** What a caller other than main.ts may bring: tests bring a clock, hooks, a log sink and a shared store. */
+export interface StartOptions {
+  /** Where log lines go; a logger at the configured level, to stdout, when not given. */
+  readonly log?: Logger;
+  /** coatcheck's clock; tests move it forward to reach expiry without waiting. */
+  readonly now?: () => number;
+  readonly refreshHooks?: RefreshHooks;
+  /**
+   * A store to use instead of the one the config names, e.g. one memory store that several
+   * instances in a test share. Its owner closes it: close() leaves it open.
+   */
+  readonly store?: SessionStore;
 }
 
-/** Builds and starts one coatcheck from a validated config: the wiring shared by production and demo mode. */
-export async function startCoatcheck(config: Config, log: Logger): Promise<Coatcheck> {
-  // First, so it is on record even when Redis or the IdP is what fails next.
-  log.info({ config: describeConfig(config) }, 'effective configuration');
-  for (const warning of config.warnings) log.warn(warning);
-  let store: SessionStore;
-  if (config.store.kind === 'redis') {
-    const redisStore = new RedisSessionStore(config.store.url);
-    const reachable = await redisStore.ready().then(
-      () => true,
-      (err: unknown) => {
-        log.error(
-          { err: { message: (err as Error).message } },
-          'Redis is not reachable yet; /readyz answers 503 until it is',
-        );
-        return false;
-      },
-    );
-    const problem = reachable ? await redisStore.accessProblem() : undefined;
-    if (problem) {
-      await redisStore.close();
-      throw new ConfigError([`BFF_REDIS_URL: ${problem}`]);
-    }
-    store = redisStore;
-  } else {
+/** One running coatcheck: its listener, store, upstream pool and upgrade handler, and how to stop them. */
+export interface Coatcheck {
+  /** The port it listens on: the configured one, or the one the OS chose for port 0. */
+  readonly port: number;
+  readonly server: Server;
+  readonly store: SessionStore;
+  readonly context: AppContext;
+  /**
+   * Stops accepting, drains in-flight requests for up to `graceMs`, then closes the upstream pool
+   * and last the store, which in-flight requests still use. Calling it again waits for the same stop.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** The store the config names; a Redis user that may not publish is a configuration error. */
+async function openStore(config: Config, log: Logger, now: () => number): Promise<SessionStore> {
+  if (config.store.kind === 'memory') {
     log.warn(
       'session store: memory. Sessions live in this process only; use Redis for more than one instance',
     );
-    store = new MemorySessionStore();
+    return new MemorySessionStore(now);
   }
+  const store = new RedisSessionStore(config.store.url);
+  const reachable = await store.ready().then(
+    () => true,
+    (err: unknown) => {
+      log.error(
+        { err: { message: (err as Error).message } },
+        'Redis is not reachable yet; /readyz answers 503 until it is',
+      );
+      return false;
+    },
+  );
+  const problem = reachable ? await store.accessProblem() : undefined;
+  if (problem) {
+    await store.close();
+    throw new ConfigError([`BFF_REDIS_URL: ${problem}`]);
+  }
+  return store;
+}
 
-  const oidc = createOidcClient(config, log);
+/**
+ * Builds and starts one coatcheck from a validated config: the only wiring, used by main.ts, demo
+ * mode and the tests alike.
+ */
+export async function startCoatcheck(config: Config, options: StartOptions = {}): Promise<Coatcheck> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const now = options.now ?? Date.now;
+  // First, so it is on record even when Redis or the IdP is what fails next.
+  log.info({ config: describeConfig(config) }, 'effective configuration');
+  for (const warning of config.warnings) log.warn(warning);
+  const ownsStore = !options.store;
+  const store = options.store ?? (await openStore(config, log, now));
+
+  const oidc = createOidcClient(oidcSettings(config), log);
   // Discover now so a wrong issuer shows at once; a failure is retried on demand, so an IdP outage at boot heals.
   await oidc.configuration().catch(() => undefined);
 
@@ -57,25 +93,45 @@ export async function startCoatcheck(config: Config, log: Logger): Promise<Coatc
     );
   }
 
-  const app = createApp(config, { oidc, store, log });
-  if (app.context.sessionCache) {
+  const app = createApp(config, { oidc, store, log, now, refreshHooks: options.refreshHooks });
+  const { context } = app;
+  if (context.sessionCache) {
     log.info(
       { ttlSeconds: config.sessionCacheTtlMs / 1000 },
       'session cache on: API calls reuse a session read within the TTL; changes arrive over Redis pub/sub',
     );
   }
-  const running = await listen(app, config.port, config.host, log);
-  const upgrades = config.spaDevServer ? attachDevServerUpgrades(running.server, config, log) : undefined;
-  log.info({ port: running.port, host: config.host, publicUrl: config.publicUrl }, 'coatcheck listening');
+  const server = createHttpServer(app, config.headersTimeoutMs);
+  const upgrades = config.spaDevServer ? attachDevServerUpgrades(server, config, log) : undefined;
+  let port: number;
+  try {
+    port = await listenOn(server, config.port, config.host);
+  } catch (err) {
+    await context.upstream.close();
+    if (ownsStore) await store.close();
+    throw err;
+  }
+  log.info({ port, host: config.host, publicUrl: config.publicUrl }, 'coatcheck listening');
+
+  let stopped: Promise<void> | undefined;
+  async function stop(graceMs: number): Promise<void> {
+    // A pre-stop delay belongs here, before the listener closes: readiness answering 503 while a
+    // load balancer takes this instance out of rotation.
+    log.info('shutting down: draining in-flight requests');
+    upgrades?.close();
+    await drain(server, graceMs, log);
+    await context.upstream.close();
+    if (ownsStore) await store.close();
+    log.info('stopped');
+  }
   return {
-    app,
-    running,
-    async stop() {
-      log.info('shutting down: draining in-flight requests');
-      upgrades?.close();
-      await running.stop();
-      await store.close();
-      log.info('stopped');
+    port,
+    server,
+    store,
+    context,
+    close(graceMs = SHUTDOWN_GRACE_MS) {
+      stopped ??= stop(graceMs);
+      return stopped;
     },
   };
 }

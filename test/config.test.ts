@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 import { demoModeProblems } from '../src/config/names.js';
@@ -30,7 +30,11 @@ test('applies the documented defaults', () => {
   expect(c.host).toBe('0.0.0.0');
   expect(c.redirectUri).toBe('https://app.example.com/bff/callback');
   expect(c.postLogoutRedirectUri).toBe('https://app.example.com/');
-  expect(c.client.authMethod).toBe('client_secret_basic');
+  expect(c.client.auth).toEqual({
+    kind: 'secret',
+    method: 'client_secret_basic',
+    secret: valid.BFF_CLIENT_SECRET,
+  });
   expect(c.scopes).toEqual(['openid', 'profile', 'email', 'offline_access']);
   // No prompt by default, offline_access or not: prompt=consent makes some IdPs ask at every login.
   expect(c.authParams).toEqual({});
@@ -127,6 +131,40 @@ test('client authentication: secret methods need a secret, private_key_jwt needs
       BFF_CLIENT_PRIVATE_KEY: 'not a key',
     }).join(),
   ).toMatch(/BFF_CLIENT_PRIVATE_KEY: must be a PEM private key or a private JWK/);
+});
+
+describe('BFF_CLIENT_PRIVATE_KEY is parsed once, at start-up, by one rule', () => {
+  const withKey = (key: string) => ({
+    ...valid,
+    BFF_CLIENT_SECRET: undefined,
+    BFF_CLIENT_AUTH_METHOD: 'private_key_jwt',
+    BFF_CLIENT_PRIVATE_KEY: key,
+  });
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+
+  test('a PEM key is stored as PKCS#8 with the algorithm its type implies', () => {
+    const pem = privateKey.export({ format: 'pem', type: 'sec1' }).toString();
+    const c = loadConfig(withKey(pem));
+    expect(c.client.auth).toMatchObject({ kind: 'private_key_jwt', alg: 'ES256', key: { format: 'pem' } });
+    const auth = c.client.auth as { key: { pem: string } };
+    expect(auth.key.pem).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+  });
+
+  test('a JWK keeps its own alg and kid', () => {
+    const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'k1', alg: 'ES256' };
+    expect(loadConfig(withKey(JSON.stringify(jwk))).client.auth).toMatchObject({
+      kind: 'private_key_jwt',
+      alg: 'ES256',
+      key: { format: 'jwk', jwk: { kid: 'k1' } },
+    });
+  });
+
+  test.each([
+    ['a PEM header around no key', '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----'],
+    ['a JWK with "kty" and "d" that is no key', '{"kty":"RSA","d":"x"}'],
+  ])('%s stops start-up instead of failing every login', (_what, key) => {
+    expect(problems(withKey(key)).join()).toMatch(/BFF_CLIENT_PRIVATE_KEY: must be a/);
+  });
 });
 
 test('memory store needs no Redis URL; empty variables count as unset', () => {

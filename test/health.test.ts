@@ -87,9 +87,9 @@ test('an IdP that is down at start-up is discovered once it comes up', async () 
   try {
     await late.idp.stop();
     // A fresh instance whose first discovery fails…
-    const { createOidcClient } = await import('../src/oidc/client.js');
+    const { createOidcClient, oidcSettings } = await import('../src/oidc/client.js');
     const log = (await import('../src/log.js')).createLogger('silent');
-    const oidc = createOidcClient(late.bff.config, log);
+    const oidc = createOidcClient(oidcSettings(late.bff.config), log);
     await expect(oidc.configuration()).rejects.toMatchObject({ code: 'idp_unavailable' });
     await late.idp.start();
     // …succeeds on a later request, after the retry interval.

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
-import { createOidcClient } from '../src/oidc/client.js';
+import { createOidcClient, oidcSettings } from '../src/oidc/client.js';
 import { MemorySessionStore } from '../src/session/memory-store.js';
 import { Browser } from './support/browser.js';
 import { freePort, waitFor } from './support/ports.js';
@@ -204,7 +204,7 @@ describe('an IdP that cannot be reached', () => {
       }),
     );
     const store = new MemorySessionStore();
-    const app = createApp(config, { oidc: createOidcClient(config, log), store, log });
+    const app = createApp(config, { oidc: createOidcClient(oidcSettings(config), log), store, log });
     return { app, logs, close: () => store.close() };
   }
 

@@ -173,11 +173,11 @@ describe('BFF_HEADERS_TIMEOUT', () => {
       BFF_HEADERS_TIMEOUT: String(TIMEOUT_MS / 1000),
     });
     const log = createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
-    coatcheck = await startCoatcheck(config, log);
-    url = `http://127.0.0.1:${coatcheck.running.port}`;
+    coatcheck = await startCoatcheck(config, { log });
+    url = `http://127.0.0.1:${coatcheck.port}`;
   });
   afterAll(async () => {
-    await coatcheck?.stop();
+    await coatcheck?.close();
   });
 
   test('a client trickling its request head gets 408 and the connection closes, soon after the timeout', async () => {

@@ -6,9 +6,7 @@ import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { loadConfig } from '../src/config/load.js';
-import { createLogger } from '../src/log.js';
-import { attachDevServerUpgrades } from '../src/proxy/dev-server.js';
-import { startStack, type Stack } from './support/stack.js';
+import { CLIENT_SECRET, startStack, type Stack } from './support/stack.js';
 
 describe('BFF_STATIC_DIR serves a built SPA', () => {
   let stack: Stack;
@@ -82,7 +80,7 @@ function envOf(stack: Stack): Record<string, string> {
     BFF_PUBLIC_URL: c.publicUrl,
     BFF_ISSUER: c.issuer,
     BFF_CLIENT_ID: c.client.id,
-    BFF_CLIENT_SECRET: c.client.secret!,
+    BFF_CLIENT_SECRET: CLIENT_SECRET,
     BFF_SESSION_SECRET: c.sessionSecrets[0]!,
     BFF_SESSION_STORE: 'memory',
     BFF_ROUTES: '[]',
@@ -92,7 +90,6 @@ function envOf(stack: Stack): Record<string, string> {
 describe('BFF_SPA_DEV_SERVER proxies unmatched GETs and WebSocket upgrades to a dev server', () => {
   let stack: Stack;
   let dev: Server;
-  let upgrades: { close(): void };
   const devSockets = new Set<Duplex>();
   const seen: { url: string; cookie?: string; authorization?: string }[] = [];
 
@@ -111,11 +108,8 @@ describe('BFF_SPA_DEV_SERVER proxies unmatched GETs and WebSocket upgrades to a 
     await new Promise<void>((resolve) => dev.listen(0, '127.0.0.1', resolve));
     const port = (dev.address() as { port: number }).port;
     stack = await startStack({ env: { BFF_SPA_DEV_SERVER: `http://127.0.0.1:${port}` } });
-    // startStack attaches apps to plain servers; main.ts/start.ts attach the upgrade handler the same way.
-    upgrades = attachDevServerUpgrades(stack.bffServers[0]!, stack.bff.config, createLogger('silent'));
   });
   afterAll(async () => {
-    upgrades?.close();
     for (const s of devSockets) s.destroy();
     await stack?.close();
     dev.closeAllConnections();

@@ -22,7 +22,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     issuer: shown(config.issuer),
     publicUrl: config.publicUrl,
     clientId: config.client.id,
-    clientAuthMethod: config.client.authMethod,
+    clientAuthMethod: config.client.auth.kind === 'secret' ? config.client.auth.method : 'private_key_jwt',
     scopes: config.scopes.join(' '),
     authParams: Object.keys(config.authParams),
     userinfo: config.userinfo,

@@ -1,9 +1,22 @@
+import { createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { unknownNameWarnings } from './names.js';
 import { envSchema, type RouteConfig } from './schema.js';
 
-export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+/** A private key as the operator gave it, its format detected once here. */
+export type ClientPrivateKey =
+  | { readonly format: 'jwk'; readonly jwk: JsonWebKey & { readonly kid?: string } }
+  | { readonly format: 'pem'; readonly pem: string };
+
+/** How coatcheck authenticates to the token endpoint: parsed and checked at start-up, never again. */
+export type ClientAuth =
+  | {
+      readonly kind: 'secret';
+      readonly method: 'client_secret_basic' | 'client_secret_post';
+      readonly secret: string;
+    }
+  | { readonly kind: 'private_key_jwt'; readonly key: ClientPrivateKey; readonly alg: string };
 
 export interface Config {
   readonly port: number;
@@ -17,12 +30,7 @@ export interface Config {
   readonly issuer: string;
   /** Plain-http discovery is only ever allowed for a loopback issuer (tests, demo mode, local IdPs). */
   readonly allowInsecureIssuer: boolean;
-  readonly client: {
-    readonly id: string;
-    readonly secret: string | undefined;
-    readonly authMethod: ClientAuthMethod;
-    readonly privateKey: string | undefined;
-  };
+  readonly client: { readonly id: string; readonly auth: ClientAuth };
   readonly scopes: readonly string[];
   readonly authParams: Readonly<Record<string, string>>;
   readonly userinfo: boolean;
@@ -83,13 +91,42 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function parsePrivateKey(raw: string): string | undefined {
+/** The signing algorithm for a key that names none: the usual one for its type. */
+function defaultAlg(key: KeyObject): string {
+  const type = key.asymmetricKeyType;
+  return type === 'ec' ? 'ES256' : type === 'ed25519' ? 'EdDSA' : 'RS256';
+}
+
+/**
+ * The one rule for BFF_CLIENT_PRIVATE_KEY: a JSON object is a private JWK, anything else must be a
+ * PEM private key; either must load as a private key here, so a bad key stops start-up.
+ */
+function parsePrivateKey(raw: string): Extract<ClientAuth, { kind: 'private_key_jwt' }> | string {
   const trimmed = raw.trim();
-  if (trimmed.startsWith('-----BEGIN') && trimmed.includes('PRIVATE KEY-----')) return undefined;
+  if (trimmed.startsWith('{')) {
+    let jwk: JsonWebKey & { kid?: string; alg?: string };
+    try {
+      jwk = JSON.parse(trimmed) as typeof jwk;
+    } catch {
+      return 'must be a PEM private key or a private JWK';
+    }
+    if (typeof jwk.kty !== 'string' || typeof jwk.d !== 'string') {
+      return 'must be a private JWK (with "kty" and "d")';
+    }
+    try {
+      const alg = jwk.alg ?? defaultAlg(createPrivateKey({ key: jwk, format: 'jwk' }));
+      return { kind: 'private_key_jwt', key: { format: 'jwk', jwk }, alg };
+    } catch {
+      return 'must be a private JWK (with "kty" and "d")';
+    }
+  }
+  if (!(trimmed.startsWith('-----BEGIN') && trimmed.includes('PRIVATE KEY-----'))) {
+    return 'must be a PEM private key or a private JWK';
+  }
   try {
-    const jwk = JSON.parse(trimmed) as Record<string, unknown>;
-    if (typeof jwk.kty === 'string' && typeof jwk.d === 'string') return undefined;
-    return 'must be a private JWK (with "kty" and "d")';
+    const key = createPrivateKey(trimmed);
+    const pem = key.export({ format: 'pem', type: 'pkcs8' }).toString();
+    return { kind: 'private_key_jwt', key: { format: 'pem', pem }, alg: defaultAlg(key) };
   } catch {
     return 'must be a PEM private key or a private JWK';
   }
@@ -160,6 +197,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
 
   // Cross-variable rules: checked even when single variables failed, so every problem shows at once.
   const method = env.BFF_CLIENT_AUTH_METHOD ?? 'client_secret_basic';
+  let privateKeyAuth: Extract<ClientAuth, { kind: 'private_key_jwt' }> | undefined;
   if (method !== 'private_key_jwt' && !env.BFF_CLIENT_SECRET) {
     problems.push(`BFF_CLIENT_SECRET: is required with BFF_CLIENT_AUTH_METHOD=${method}`);
   }
@@ -167,8 +205,9 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     if (!env.BFF_CLIENT_PRIVATE_KEY) {
       problems.push('BFF_CLIENT_PRIVATE_KEY: is required with BFF_CLIENT_AUTH_METHOD=private_key_jwt');
     } else {
-      const keyProblem = parsePrivateKey(env.BFF_CLIENT_PRIVATE_KEY);
-      if (keyProblem) problems.push(`BFF_CLIENT_PRIVATE_KEY: ${keyProblem}`);
+      const parsedKey = parsePrivateKey(env.BFF_CLIENT_PRIVATE_KEY);
+      if (typeof parsedKey === 'string') problems.push(`BFF_CLIENT_PRIVATE_KEY: ${parsedKey}`);
+      else privateKeyAuth = parsedKey;
     }
   }
   if ((env.BFF_SESSION_STORE ?? 'redis') === 'redis' && !env.BFF_REDIS_URL) {
@@ -228,9 +267,10 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     allowInsecureIssuer: new URL(e.BFF_ISSUER).protocol === 'http:' && LOOPBACK.test(issuerHost),
     client: {
       id: e.BFF_CLIENT_ID,
-      secret: e.BFF_CLIENT_SECRET,
-      authMethod: e.BFF_CLIENT_AUTH_METHOD,
-      privateKey: e.BFF_CLIENT_PRIVATE_KEY,
+      auth:
+        e.BFF_CLIENT_AUTH_METHOD === 'private_key_jwt'
+          ? privateKeyAuth!
+          : { kind: 'secret', method: e.BFF_CLIENT_AUTH_METHOD, secret: e.BFF_CLIENT_SECRET! },
     },
     scopes: e.BFF_SCOPES,
     authParams,

@@ -186,5 +186,4 @@ export const envSchema = z.object({
     .default('info'),
 });
 
-export type Env = z.input<typeof envSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;

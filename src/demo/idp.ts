@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { SignJWT, exportJWK, generateKeyPair, type JWTPayload } from 'jose';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { restoreWarnings } from './idp-runtime-notice.js';
 import Provider, {
   errors,
@@ -30,31 +30,27 @@ export interface IdpOptions {
   readonly audience?: string;
   /** Show the first user's credentials on the login page (demo mode). */
   readonly showCredentials?: boolean;
-}
-
-/** What the IdP did, counted from oidc-provider's own events: the ground truth for refresh tests. */
-export interface IdpCounters {
-  refreshGrants: number;
-  refreshReuse: number;
-  grantsRevoked: number;
-  grantErrors: string[];
-  backchannelSuccess: number;
-  backchannelErrors: string[];
+  /** The signing key, a private JWK with a kid; a fresh RS256 key when not given. */
+  readonly signingKey?: JWK;
 }
 
 export interface Idp {
   readonly issuer: string;
   readonly port: number;
+  /**
+   * The oidc-provider instance: a caller observes it through its events (`provider.on`) and may add
+   * Koa middleware (`provider.use`) at any time, before or after requests have been served.
+   */
   readonly provider: Provider;
-  readonly counters: IdpCounters;
-  /** Makes the token endpoint answer with this status (tests of IdP failures); undefined restores it. */
-  failTokenEndpoint(status: number | undefined): void;
-  /** Signs a JWT with the IdP's own key, e.g. a logout token a test wants to send itself. */
-  sign(payload: JWTPayload, typ?: string): Promise<string>;
   /** Stops answering (the port is closed); `start()` brings it back on the same port with its state intact. */
   stop(): Promise<void>;
   start(): Promise<void>;
   close(): Promise<void>;
+}
+
+async function newSigningKey(): Promise<JWK> {
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  return { ...(await exportJWK(privateKey)), kid: 'demo-1', alg: 'RS256', use: 'sig' };
 }
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
@@ -87,8 +83,7 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
   const audience = options.audience ?? 'urn:coatcheck:api';
   const accessTokenTtl = options.accessTokenTtl ?? 300;
 
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-  const jwk = { ...(await exportJWK(privateKey)), kid: 'demo-1', alg: 'RS256', use: 'sig' };
+  const jwk = options.signingKey ?? (await newSigningKey());
 
   const users = new Map(options.users.map((u) => [u.sub, u]));
   const configuration: Configuration = {
@@ -169,38 +164,7 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
   };
 
   const provider = new Provider(issuer, configuration);
-  const counters: IdpCounters = {
-    refreshGrants: 0,
-    refreshReuse: 0,
-    grantsRevoked: 0,
-    grantErrors: [],
-    backchannelSuccess: 0,
-    backchannelErrors: [],
-  };
-  provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
-    if (ctx.oidc.params?.grant_type === 'refresh_token') counters.refreshGrants++;
-  });
-  provider.on('grant.error', (_ctx: KoaContextWithOIDC, err: Error & { error_description?: string }) => {
-    const text = err.error_description ?? err.message;
-    counters.grantErrors.push(text);
-    if (/already used/.test(text)) counters.refreshReuse++;
-  });
-  provider.on('grant.revoked', () => counters.grantsRevoked++);
-  provider.on('backchannel.success', () => counters.backchannelSuccess++);
-  provider.on('backchannel.error', (_ctx: unknown, err: Error) =>
-    counters.backchannelErrors.push(err.message),
-  );
-
-  let tokenFailure: number | undefined;
-  provider.use(async (ctx, next) => {
-    if (tokenFailure && ctx.path === '/token') {
-      ctx.status = tokenFailure;
-      ctx.body = { error: 'server_error', error_description: 'induced failure' };
-      return;
-    }
-    await next();
-  });
-  // Koa composes its middleware when the handler is made: remake it when a test adds one later.
+  // Koa composes its middleware when the handler is made: remake it when a caller adds one later.
   let composed = provider.middleware.length;
   let handler = provider.callback();
   const oidcHandler = (req: IncomingMessage, res: ServerResponse) => {
@@ -292,15 +256,6 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
     issuer,
     port,
     provider,
-    counters,
-    failTokenEndpoint(status) {
-      tokenFailure = status;
-    },
-    sign(payload, typ) {
-      return new SignJWT(payload)
-        .setProtectedHeader({ alg: 'RS256', kid: jwk.kid, ...(typ ? { typ } : {}) })
-        .sign(privateKey);
-    },
     async stop() {
       if (!listening) return;
       listening = false;

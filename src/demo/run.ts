@@ -3,7 +3,6 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ConfigError, loadConfig } from '../config/load.js';
-import { createLogger } from '../log.js';
 import { startCoatcheck } from '../start.js';
 import { startDemoApi } from './api.js';
 import { startIdp } from './idp.js';
@@ -146,8 +145,7 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
     BFF_STATIC_DIR: fileURLToPath(new URL('./spa/', import.meta.url)),
     BFF_SPA_DEV_SERVER: undefined,
   });
-  const log = createLogger(config.logLevel);
-  const coatcheck = await startCoatcheck(config, log).catch(async (err: NodeJS.ErrnoException) => {
+  const coatcheck = await startCoatcheck(config).catch(async (err: NodeJS.ErrnoException) => {
     await Promise.all([api.close(), idp.close()]);
     // Taken between the check and now: still say which server and which variable.
     throw err.code === 'EADDRINUSE' ? new ConfigError([inUse(app, err.code)]) : err;
@@ -170,7 +168,7 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
 
   return {
     async stop() {
-      await coatcheck.stop();
+      await coatcheck.close();
       await Promise.all([api.close(), idp.close()]);
     },
   };

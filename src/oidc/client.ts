@@ -1,8 +1,7 @@
-import { createPrivateKey } from 'node:crypto';
 import * as client from 'openid-client';
 import { importJWK, importPKCS8, type JSONWebKeySet, type JWK } from 'jose';
 import { BffError } from '../errors.js';
-import type { Config } from '../config/load.js';
+import type { ClientAuth, Config } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { describeIdpError, mapOidcError } from './errors.js';
 import { createIdTokenVerifier, signingAlgorithms, type IdTokenVerifier } from './id-token.js';
@@ -15,8 +14,37 @@ const IDP_TIMEOUT_S = 10;
 const NEVER_REACHED =
   'coatcheck cannot reach its identity provider. If you operate this service, its log names the cause.';
 
+/** What the OIDC layer needs from the configuration, and nothing else: no session secrets, no routes. */
+export interface OidcSettings {
+  readonly issuer: string;
+  /** Plain-http discovery and JWKS, for a loopback issuer only. */
+  readonly allowInsecureIssuer: boolean;
+  readonly client: { readonly id: string; readonly auth: ClientAuth };
+  readonly redirectUri: string;
+  readonly postLogoutRedirectUri: string;
+  readonly scopes: readonly string[];
+  readonly authParams: Readonly<Record<string, string>>;
+  readonly userinfo: boolean;
+  readonly refreshSkewMs: number;
+}
+
+/** Picks the OIDC settings out of a validated config; the config is deep-frozen, so is this. */
+export function oidcSettings(config: Config): OidcSettings {
+  return Object.freeze({
+    issuer: config.issuer,
+    allowInsecureIssuer: config.allowInsecureIssuer,
+    client: config.client,
+    redirectUri: config.redirectUri,
+    postLogoutRedirectUri: config.postLogoutRedirectUri,
+    scopes: config.scopes,
+    authParams: config.authParams,
+    userinfo: config.userinfo,
+    refreshSkewMs: config.refreshSkewMs,
+  });
+}
+
 export interface OidcClient {
-  readonly settings: Config;
+  readonly settings: OidcSettings;
   readonly log: Logger;
   /** The discovered configuration; discovers on first use and again after a failure, so an IdP outage at boot heals. */
   configuration(): Promise<client.Configuration>;
@@ -54,25 +82,19 @@ async function fetchJwks(uri: URL, allowInsecure: boolean): Promise<JSONWebKeySe
   return jwks;
 }
 
-async function clientAuth(cfg: Config): Promise<client.ClientAuth> {
-  const { authMethod, secret, privateKey } = cfg.client;
-  if (authMethod === 'client_secret_post') return client.ClientSecretPost(secret);
-  if (authMethod === 'client_secret_basic') return client.ClientSecretBasic(secret);
-  const raw = privateKey!.trim();
-  if (raw.startsWith('{')) {
-    const jwk = JSON.parse(raw) as JWK;
-    const alg = jwk.alg ?? (jwk.kty === 'EC' ? 'ES256' : jwk.kty === 'OKP' ? 'EdDSA' : 'RS256');
-    const key = (await importJWK(jwk, alg)) as client.CryptoKey;
-    return client.PrivateKeyJwt(jwk.kid ? { key, kid: jwk.kid } : key);
+async function clientAuth(auth: ClientAuth): Promise<client.ClientAuth> {
+  if (auth.kind === 'secret') {
+    return auth.method === 'client_secret_post'
+      ? client.ClientSecretPost(auth.secret)
+      : client.ClientSecretBasic(auth.secret);
   }
-  const keyObject = createPrivateKey(raw);
-  const type = keyObject.asymmetricKeyType;
-  const alg = type === 'ec' ? 'ES256' : type === 'ed25519' ? 'EdDSA' : 'RS256';
-  const pkcs8 = keyObject.export({ format: 'pem', type: 'pkcs8' }).toString();
-  return client.PrivateKeyJwt(await importPKCS8(pkcs8, alg));
+  if (auth.key.format === 'pem') return client.PrivateKeyJwt(await importPKCS8(auth.key.pem, auth.alg));
+  const { jwk } = auth.key;
+  const key = (await importJWK(jwk as JWK, auth.alg)) as client.CryptoKey;
+  return client.PrivateKeyJwt(jwk.kid ? { key, kid: jwk.kid } : key);
 }
 
-export function createOidcClient(cfg: Config, log: Logger): OidcClient {
+export function createOidcClient(cfg: OidcSettings, log: Logger): OidcClient {
   let pending: Promise<client.Configuration> | undefined;
   let failedAt = 0;
   let lastFailure: unknown;
@@ -80,10 +102,10 @@ export function createOidcClient(cfg: Config, log: Logger): OidcClient {
   let verifier: IdTokenVerifier | undefined;
 
   async function discover(): Promise<client.Configuration> {
-    const auth = await clientAuth(cfg);
-    const metadata: Partial<client.ClientMetadata> = cfg.client.secret
-      ? { client_secret: cfg.client.secret }
-      : {};
+    const auth = await clientAuth(cfg.client.auth);
+    // ID tokens signed with the secret (HS*) are refused anyway, so only the secret methods carry it.
+    const metadata: Partial<client.ClientMetadata> =
+      cfg.client.auth.kind === 'secret' ? { client_secret: cfg.client.auth.secret } : {};
     const configuration = await client.discovery(new URL(cfg.issuer), cfg.client.id, metadata, auth, {
       execute: cfg.allowInsecureIssuer ? [client.allowInsecureRequests] : [],
       timeout: IDP_TIMEOUT_S,

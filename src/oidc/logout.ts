@@ -27,7 +27,6 @@ export interface LogoutTokenClaims {
   readonly jti: string;
   readonly sid?: string;
   readonly sub?: string;
-  readonly exp?: number;
 }
 
 const jwksCache = new WeakMap<object, ReturnType<typeof createRemoteJWKSet>>();
@@ -75,7 +74,6 @@ export async function verifyLogoutToken(oidc: OidcClient, token: string): Promis
     jti: payload.jti!,
     sid: typeof payload.sid === 'string' ? payload.sid : undefined,
     sub: typeof payload.sub === 'string' ? payload.sub : undefined,
-    exp: payload.exp,
   };
 }
 

@@ -1,20 +1,18 @@
-import { createServer, type Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type { ClientMetadata } from 'oidc-provider';
-import { createApp, type App } from '../../src/app.js';
+import type { App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
-import { startIdp, type Idp } from '../../src/demo/idp.js';
 import { createLogger } from '../../src/log.js';
-import { createOidcClient } from '../../src/oidc/client.js';
 import type { RefreshHooks } from '../../src/session/refresh.js';
 import type { Session } from '../../src/session/sessions.js';
 import { SESSION_COOKIE, unsignValue } from '../../src/security/cookies.js';
 import { MemorySessionStore } from '../../src/session/memory-store.js';
-import { RedisSessionStore } from '../../src/session/redis-store.js';
 import type { SessionStore } from '../../src/session/store.js';
+import { startCoatcheck, type Coatcheck } from '../../src/start.js';
 import { Browser } from './browser.js';
-import { waitFor } from './ports.js';
+import { startTestIdp, type TestIdp } from './idp.js';
+import { freePort, waitFor } from './ports.js';
 import { startRedis, type TestRedis } from './redis.js';
 import { startUpstream, type TestUpstream } from './upstream.js';
 
@@ -31,7 +29,10 @@ export const ALICE = {
 
 export interface Bff {
   readonly url: string;
-  readonly app: App;
+  /** The running instance, started by the same wiring as main.ts. */
+  readonly coatcheck: Coatcheck;
+  /** The app's context (sessions, refresher, cache), as tests reach it. */
+  readonly app: Pick<App, 'context'>;
   readonly config: Config;
   readonly store: SessionStore;
   /** Every log line this instance wrote, for leak checks. */
@@ -48,12 +49,11 @@ export interface TestClock {
 
 export interface Stack {
   readonly clock: TestClock;
-  readonly idp: Idp;
+  readonly idp: TestIdp;
   readonly redis: TestRedis | undefined;
   readonly upstream: TestUpstream;
   readonly bffs: Bff[];
   readonly bff: Bff;
-  readonly bffServers: Server[];
   browser(): Browser;
   /** The session behind a browser's cookie, read straight from the store (tests only). */
   sessionOf(browser: Browser, bff?: Bff): Promise<Session | undefined>;
@@ -72,23 +72,23 @@ export interface StackOptions {
   client?: Partial<ClientMetadata>;
 }
 
-async function listenOnFreePort(): Promise<{ server: Server; url: string }> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
-}
-
 /**
  * The whole system, for real: Redis, the IdP, an upstream API and N coatcheck instances sharing
- * the store. Instance listeners exist before the IdP so their callback URLs can be registered.
+ * the store, each started as main.ts starts one. Their ports are picked before the IdP starts, so
+ * their callback URLs can be registered with it.
  */
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const instances = opts.instances ?? 1;
   const storeKind = opts.store ?? 'redis';
   const redis = storeKind === 'redis' ? await startRedis() : undefined;
   const upstream = await startUpstream();
-  const listeners = await Promise.all(Array.from({ length: instances }, listenOnFreePort));
-  const idp = await startIdp({
+  const listeners = await Promise.all(
+    Array.from({ length: instances }, async () => {
+      const port = await freePort();
+      return { port, url: `http://127.0.0.1:${port}` };
+    }),
+  );
+  const idp = await startTestIdp({
     users: [ALICE],
     audience: AUDIENCE,
     accessTokenTtl: opts.accessTokenTtl ?? 300,
@@ -116,8 +116,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     },
   };
   const memoryStore = storeKind === 'memory' ? new MemorySessionStore(clock.now) : undefined;
-  const bffs: Bff[] = listeners.map(({ server, url }, i) => {
+  const bffs: Bff[] = [];
+  for (const [i, { port, url }] of listeners.entries()) {
     const config = loadConfig({
+      BFF_PORT: String(port),
+      BFF_HOST: '127.0.0.1',
       BFF_PUBLIC_URL: url,
       BFF_ISSUER: idp.issuer,
       BFF_CLIENT_ID: CLIENT_ID,
@@ -145,30 +148,27 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         },
       }),
     );
-    const store = memoryStore ?? new RedisSessionStore(redis!.url);
-    const app = createApp(config, {
-      oidc: createOidcClient(config, log),
-      store,
+    const coatcheck = await startCoatcheck(config, {
       log,
       now: clock.now,
       refreshHooks: opts.refreshHooks?.(i),
+      store: memoryStore,
     });
-    server.on('request', app);
-    return {
+    bffs.push({
       url,
-      app,
+      coatcheck,
+      app: { context: coatcheck.context },
       config,
-      store,
+      store: coatcheck.store,
       logs,
       async kill() {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        await store.close();
+        coatcheck.server.closeAllConnections();
+        await new Promise<void>((resolve) => coatcheck.server.close(() => resolve()));
+        await coatcheck.store.close();
       },
-    };
-  });
+    });
+  }
 
-  for (const b of bffs) if (b.store instanceof RedisSessionStore) await b.store.ready();
   const jwks = createRemoteJWKSet(new URL(`${idp.issuer}/jwks`));
   return {
     clock,
@@ -177,7 +177,6 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     upstream,
     bffs,
     bff: bffs[0]!,
-    bffServers: listeners.map((l) => l.server),
     browser: () => new Browser(),
     async sessionOf(browser, bff = bffs[0]!) {
       const cookies = await browser.jar.getCookies(bff.url);
@@ -191,12 +190,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       return payload;
     },
     async close() {
-      for (const [i, b] of bffs.entries()) {
-        listeners[i]!.server.closeAllConnections();
-        await new Promise<void>((resolve) => listeners[i]!.server.close(() => resolve()));
-        await b.app.context.upstream.close();
-        if (!memoryStore) await b.store.close().catch(() => undefined);
-      }
+      // No grace period: whatever a test left open is cut at once, so closing never waits.
+      for (const b of bffs) await b.coatcheck.close(0);
       await memoryStore?.close();
       await idp.close();
       await upstream.close();

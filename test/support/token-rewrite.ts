@@ -8,7 +8,7 @@ import {
   type JWTPayload,
 } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { Idp } from '../../src/demo/idp.js';
+import type { TestIdp } from './idp.js';
 
 /** Which token responses a rewrite applies to. */
 export type GrantKind = 'authorization_code' | 'refresh_token';
@@ -30,7 +30,7 @@ export interface TokenRewriter {
  * Rewrites the IdP's token responses before they leave it: a Koa middleware on the real
  * oidc-provider, so everything else about the exchange stays genuine.
  */
-export function rewriteTokenResponses(idp: Idp): TokenRewriter {
+export function rewriteTokenResponses(idp: TestIdp): TokenRewriter {
   const rewrites = new Map<GrantKind, IdTokenRewrite>();
   const published: JWK[] = [];
   const rewrittenRefreshTokens: string[] = [];
@@ -73,7 +73,7 @@ export async function newSigningKey(
 
 /** Re-signs the token's claims, changed by `change`, with the IdP's own key: a genuine token. */
 export function resignedByIdp(
-  idp: Idp,
+  idp: TestIdp,
   change: (claims: JWTPayload) => JWTPayload = (c) => c,
 ): IdTokenRewrite {
   return (token) => idp.sign(change(decodeJwt(token)), decodeProtectedHeader(token).typ);
