@@ -17,8 +17,7 @@ export function storageId(sessionId: string): string {
 
 // Derived on each use. A cache of derived keys used to save HKDF on every API call; the session
 // cache (cache.ts) now spares those calls any decryption at all, so it was dropped rather than
-// keep raw session ids in another map. HKDF now runs on cache misses only (0.0008 per proxied request in
-// the bench; 1 KB throughput after: 25.4k req/s, inside the 23.9k–29.2k of earlier runs).
+// keep raw session ids in another map. HKDF now runs on cache misses only.
 function keyFor(sessionId: string): Buffer {
   return Buffer.from(hkdfSync('sha256', sessionId, 'coatcheck/session', 'record-v1', 32));
 }
