@@ -13,6 +13,7 @@ import { user } from './endpoints/user.js';
 import { BffError } from './errors.js';
 import { errorHandler } from './http/error-handler.js';
 import { requestLog } from './http/request-log.js';
+import { MANAGEMENT_BASE_PATH, MANAGEMENT_PATHS } from './http/management-paths.js';
 import { helmetOptions } from './http/security-headers.js';
 import { createAccessLogger, type Logger } from './log.js';
 import type { OidcClient } from './oidc/client.js';
@@ -93,12 +94,12 @@ export function createApp(config: Config, deps: AppDeps): App {
   const router = express.Router({ caseSensitive: true });
   router.get('/healthz', healthz);
   router.get('/readyz', readyz(ctx));
-  router.get('/bff/login', login(ctx));
-  router.get('/bff/callback', callback(ctx));
-  router.get('/bff/user', requireCsrfHeader, user(ctx));
-  router.get('/bff/logout', logout(ctx));
-  router.post('/bff/backchannel-logout', ...backchannelLogout(ctx));
-  router.use('/bff', () => {
+  router.get(MANAGEMENT_PATHS.login, login(ctx));
+  router.get(MANAGEMENT_PATHS.callback, callback(ctx));
+  router.get(MANAGEMENT_PATHS.user, requireCsrfHeader, user(ctx));
+  router.get(MANAGEMENT_PATHS.logout, logout(ctx));
+  router.post(MANAGEMENT_PATHS.backchannelLogout, ...backchannelLogout(ctx));
+  router.use(MANAGEMENT_BASE_PATH, () => {
     throw new BffError('not_found');
   });
   if (config.staticDir) router.use(...spaStatic(config.staticDir));

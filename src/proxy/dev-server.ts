@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { NextFunction, Request, Response } from 'express';
 import type { Config } from '../config/load.js';
 import type { AppContext } from '../context.js';
+import { isManagementPath } from '../http/management-paths.js';
 import type { Logger } from '../log.js';
 import { stripBffCookies } from '../security/cookies.js';
 import { forward } from './forward.js';
@@ -42,7 +43,7 @@ export function attachDevServerUpgrades(server: Server, config: Config, log: Log
     const raw = req.url ?? '/';
     const path =
       config.basePath && raw.startsWith(config.basePath) ? raw.slice(config.basePath.length) || '/' : raw;
-    if (!path.startsWith('/') || /^\/bff(?:[/?]|$)/.test(path) || match(path)) {
+    if (!path.startsWith('/') || isManagementPath(path) || match(path)) {
       socket.destroy();
       return;
     }
