@@ -14,6 +14,8 @@ import { BffError } from './errors.js';
 import { errorHandler } from './http/error-handler.js';
 import { requestLog } from './http/request-log.js';
 import { MANAGEMENT_BASE_PATH, MANAGEMENT_PATHS } from './http/management-paths.js';
+import { requestFacts } from './http/request-facts.js';
+import { sessionCookie } from './http/session-cookie.js';
 import { helmetOptions } from './http/security-headers.js';
 import { createAccessLogger, type Logger } from './log.js';
 import type { OidcClient } from './oidc/client.js';
@@ -66,6 +68,8 @@ export function createApp(config: Config, deps: AppDeps): App {
   });
   const ctx: AppContext = {
     config,
+    requestFacts: requestFacts(config),
+    sessionCookie: sessionCookie(config.sessionSecrets),
     oidc: deps.oidc,
     sessions,
     refresher,
@@ -87,7 +91,8 @@ export function createApp(config: Config, deps: AppDeps): App {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.set('trust proxy', config.trustProxy);
+  // The same compiled function as the fast path's, so req.secure and req.ip agree with it.
+  app.set('trust proxy', ctx.requestFacts.trust);
   app.use(helmet(helmetOptions(config)));
   app.use(requestLog(ctx.accessLog));
 
