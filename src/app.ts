@@ -96,6 +96,14 @@ export function createApp(config: Config, deps: AppDeps): App {
   app.use(helmet(helmetOptions(config)));
   app.use(requestLog(ctx.accessLog));
 
+  // API routes (BFF_ROUTES) never reach the router below: the listener offers every request to the
+  // fast path (src/proxy/handler.ts) first, which sets the same headers, log line and JSON errors
+  // itself; only what it declines goes through Express.
+  const apiFastPath = apiProxy(ctx);
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!apiFastPath(req, res)) app(req, res);
+  };
+
   const router = express.Router({ caseSensitive: true });
   router.get('/healthz', healthz);
   router.get('/readyz', readyz(ctx));
@@ -118,10 +126,5 @@ export function createApp(config: Config, deps: AppDeps): App {
     throw new BffError('not_found');
   });
   app.use(errorHandler(deps.log, config.basePath));
-
-  const fastPath = apiProxy(ctx);
-  const listener = (req: IncomingMessage, res: ServerResponse): void => {
-    if (!fastPath(req, res)) app(req, res);
-  };
   return Object.assign(listener, { context: ctx, express: app });
 }
