@@ -13,6 +13,9 @@ import { user } from './endpoints/user.js';
 import { BffError } from './errors.js';
 import { errorHandler } from './http/error-handler.js';
 import { requestLog } from './http/request-log.js';
+import { MANAGEMENT_BASE_PATH, MANAGEMENT_PATHS } from './http/management-paths.js';
+import { requestFacts } from './http/request-facts.js';
+import { sessionCookie } from './http/session-cookie.js';
 import { helmetOptions } from './http/security-headers.js';
 import { createAccessLogger, type Logger } from './log.js';
 import type { OidcClient } from './oidc/client.js';
@@ -63,6 +66,8 @@ export function createApp(config: Config, deps: AppDeps): App {
   });
   const ctx: AppContext = {
     config,
+    requestFacts: requestFacts(config),
+    sessionCookie: sessionCookie(config.sessionSecrets),
     oidc: deps.oidc,
     sessions,
     refresher,
@@ -84,19 +89,28 @@ export function createApp(config: Config, deps: AppDeps): App {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.set('trust proxy', config.trustProxy);
+  // The same compiled function as the fast path's, so req.secure and req.ip agree with it.
+  app.set('trust proxy', ctx.requestFacts.trust);
   app.use(helmet(helmetOptions(config)));
   app.use(requestLog(ctx.accessLog));
+
+  // API routes (BFF_ROUTES) never reach the router below: the listener offers every request to the
+  // fast path (src/proxy/handler.ts) first, which sets the same headers, log line and JSON errors
+  // itself; only what it declines goes through Express.
+  const apiFastPath = apiProxy(ctx);
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!apiFastPath(req, res)) app(req, res);
+  };
 
   const router = express.Router({ caseSensitive: true });
   router.get('/healthz', healthz);
   router.get('/readyz', readyz(ctx));
-  router.get('/bff/login', login(ctx));
-  router.get('/bff/callback', callback(ctx));
-  router.get('/bff/user', requireCsrfHeader, user(ctx));
-  router.get('/bff/logout', logout(ctx));
-  router.post('/bff/backchannel-logout', ...backchannelLogout(ctx));
-  router.use('/bff', () => {
+  router.get(MANAGEMENT_PATHS.login, login(ctx));
+  router.get(MANAGEMENT_PATHS.callback, callback(ctx));
+  router.get(MANAGEMENT_PATHS.user, requireCsrfHeader, user(ctx));
+  router.get(MANAGEMENT_PATHS.logout, logout(ctx));
+  router.post(MANAGEMENT_PATHS.backchannelLogout, ...backchannelLogout(ctx));
+  router.use(MANAGEMENT_BASE_PATH, () => {
     throw new BffError('not_found');
   });
   if (config.staticDir) router.use(...spaStatic(config.staticDir));
@@ -110,10 +124,5 @@ export function createApp(config: Config, deps: AppDeps): App {
     throw new BffError('not_found');
   });
   app.use(errorHandler(deps.log, config.basePath));
-
-  const fastPath = apiProxy(ctx);
-  const listener = (req: IncomingMessage, res: ServerResponse): void => {
-    if (!fastPath(req, res)) app(req, res);
-  };
   return Object.assign(listener, { context: ctx });
 }

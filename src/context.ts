@@ -1,5 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { Config } from './config/load.js';
+import type { RequestFacts } from './http/request-facts.js';
+import type { SessionCookie } from './http/session-cookie.js';
 import type { Logger } from './log.js';
 import type { OidcClient } from './oidc/client.js';
 import type { SessionCache } from './session/cache.js';
@@ -9,6 +11,9 @@ import type { Sessions } from './session/sessions.js';
 /** Everything an endpoint may use. Built once by createApp; endpoints never reach for globals. */
 export interface AppContext {
   readonly config: Config;
+  /** Secure or not, the client chain, the path below the base path: one policy for Express and the fast path. */
+  readonly requestFacts: RequestFacts;
+  readonly sessionCookie: SessionCookie;
   readonly oidc: OidcClient;
   readonly sessions: Sessions;
   readonly refresher: TokenRefresher;

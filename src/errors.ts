@@ -1,3 +1,5 @@
+import { MANAGEMENT_PATHS } from './http/management-paths.js';
+
 /**
  * Every error coatcheck shows a client, in one place. The code is the stable, documented part of
  * the contract; the message is safe to show; a cause is for the log only.
@@ -15,7 +17,7 @@ export const ERRORS = {
   logout_sid_mismatch: { status: 400, message: 'The logout request does not carry this session’s sid.' },
   invalid_path: { status: 400, message: 'The request path is not allowed.' },
   invalid_logout_token: { status: 400, message: 'The logout token is invalid.' },
-  unauthenticated: { status: 401, message: 'No valid session. Log in at /bff/login.' },
+  unauthenticated: { status: 401, message: `No valid session. Log in at ${MANAGEMENT_PATHS.login}.` },
   session_expired: { status: 401, message: 'The session has ended. Log in again.' },
   csrf_header_missing: { status: 403, message: 'This endpoint requires the header X-CSRF: 1.' },
   not_found: { status: 404, message: 'Not found.' },

@@ -1,6 +1,7 @@
 import { createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { MANAGEMENT_PATHS } from '../http/management-paths.js';
 import { unknownNameWarnings } from './names.js';
 import { envSchema, type RouteConfig } from './schema.js';
 
@@ -261,7 +262,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     host: e.BFF_HOST,
     publicUrl,
     basePath,
-    redirectUri: `${publicUrl}/bff/callback`,
+    redirectUri: `${publicUrl}${MANAGEMENT_PATHS.callback}`,
     postLogoutRedirectUri: e.BFF_POST_LOGOUT_REDIRECT_URI ?? `${publicUrl}/`,
     issuer: e.BFF_ISSUER,
     allowInsecureIssuer: new URL(e.BFF_ISSUER).protocol === 'http:' && LOOPBACK.test(issuerHost),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MANAGEMENT_BASE_PATH, isManagementPath } from '../http/management-paths.js';
 
 /** zod 4 runs refinements even after a failed .url(), so they must not assume the value parses. */
 function urlOf(value: string): URL | undefined {
@@ -26,8 +27,8 @@ const routeSchema = z.strictObject(
         '"path" must not contain "." or ".." segments',
       )
       .refine(
-        (p) => p !== '/bff' && !p.startsWith('/bff/'),
-        '"path" must not overlap the /bff management endpoints',
+        (p) => !isManagementPath(p),
+        `"path" must not overlap the ${MANAGEMENT_BASE_PATH} management endpoints`,
       ),
     target: z
       .string({ message: '"target" is required, an http or https URL such as "http://127.0.0.1:5000/v1"' })

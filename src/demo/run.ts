@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { MANAGEMENT_PATHS } from '../http/management-paths.js';
 import { startCoatcheck } from '../start.js';
 import { startDemoApi } from './api.js';
 import { startIdp } from './idp.js';
@@ -119,9 +120,9 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
         client_name: 'the coatcheck demo app',
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
-        redirect_uris: [`${publicUrl}/bff/callback`],
+        redirect_uris: [`${publicUrl}${MANAGEMENT_PATHS.callback}`],
         post_logout_redirect_uris: [`${publicUrl}/`],
-        backchannel_logout_uri: `http://127.0.0.1:${d.BFF_PORT}/bff/backchannel-logout`,
+        backchannel_logout_uri: `http://127.0.0.1:${d.BFF_PORT}${MANAGEMENT_PATHS.backchannelLogout}`,
         backchannel_logout_session_required: true,
       },
     ],

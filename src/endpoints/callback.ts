@@ -3,7 +3,7 @@ import { redirect } from '../http/redirect.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { completeLogin } from '../oidc/login.js';
-import { requestSession, secureCookies, setSessionCookie } from '../http/request-session.js';
+import { requestSession, setSessionCookie } from '../http/request-session.js';
 import { clearCookieHeader, readCookie } from '../security/cookies.js';
 import { loginCookieName, loginId, openLogin, remainingMs } from '../session/login-transaction.js';
 import { newLogoutId } from '../session/sessions.js';
@@ -23,7 +23,7 @@ export function callback(ctx: AppContext) {
       throw new BffError('login_state_invalid', { message: 'The login response has no valid state.' });
     }
 
-    const secure = secureCookies(ctx, req);
+    const secure = ctx.requestFacts.secure(req);
     const id = loginId(state);
     const loginCookie = loginCookieName(id, secure);
     const sealed = readCookie(req.headers.cookie, loginCookie);

@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import { redirect } from '../http/redirect.js';
-import { secureCookies, sessionKeyFromCookie } from '../http/request-session.js';
+import { sessionKeyFromCookie } from '../http/request-session.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { startLogin } from '../oidc/login.js';
@@ -37,7 +37,7 @@ export function login(ctx: AppContext) {
     // here, before the user is sent through the IdP for nothing.
     await ctx.sessions.checkStore();
 
-    const secure = secureCookies(ctx, req);
+    const secure = ctx.requestFacts.secure(req);
     const { sessionSecrets } = ctx.config;
     const now = ctx.now();
     for (const name of loginCookiesToExpire(req.headers.cookie, secure, sessionSecrets, now)) {

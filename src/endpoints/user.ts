@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
+import { MANAGEMENT_PATHS } from '../http/management-paths.js';
 import { requestSession } from '../http/request-session.js';
 
 /** GET /bff/user (X-CSRF: 1): who is logged in, where to log out, and when the session ends. Never a token. */
@@ -18,7 +19,7 @@ export function user(ctx: AppContext) {
     const data = session.data();
     res.json({
       claims: data.claims,
-      logoutUrl: `${ctx.config.basePath}/bff/logout?sid=${encodeURIComponent(data.logoutId)}`,
+      logoutUrl: `${ctx.config.basePath}${MANAGEMENT_PATHS.logout}?sid=${encodeURIComponent(data.logoutId)}`,
       sessionExpiresAt: new Date(session.expiresAt).toISOString(),
     });
   };

@@ -1,4 +1,5 @@
 import type { BffError, ErrorCode } from '../errors.js';
+import { MANAGEMENT_PATHS } from './management-paths.js';
 
 /**
  * The page a browser sees when a login, callback or logout navigation fails. Production shows it too,
@@ -79,7 +80,7 @@ export function errorPage({ error, action, basePath, requestId }: ErrorPageInput
   const actions =
     action === 'logout'
       ? `<a class="button primary" href="${escapeHtml(app)}">Back to the app</a>`
-      : `<a class="button primary" href="${escapeHtml(`${basePath}/bff/login`)}">Try signing in again</a>` +
+      : `<a class="button primary" href="${escapeHtml(`${basePath}${MANAGEMENT_PATHS.login}`)}">Try signing in again</a>` +
         `<a class="button" href="${escapeHtml(app)}">Back to the app</a>`;
   const codes = [error.code, idpError].filter((c) => c !== undefined);
   const reference = typeof requestId === 'string' ? ` · reference <code>${escapeHtml(requestId)}</code>` : '';

@@ -1,27 +1,10 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../context.js';
-import {
-  SESSION_COOKIE,
-  clearCookieHeader,
-  cookieHeader,
-  cookieName,
-  readCookie,
-  signValue,
-  unsignValue,
-} from '../security/cookies.js';
 import type { SessionCache } from '../session/cache.js';
 import type { Session } from '../session/sessions.js';
 
-/**
- * Secure (and so the __Host- name) when the request came over https, directly or through a trusted
- * proxy, and also whenever the public URL is https: then the browser is on https whatever this hop says.
- */
-export function secureCookies(ctx: AppContext, req: Request): boolean {
-  return req.secure || ctx.config.publicUrl.startsWith('https:');
-}
-
 export function hasSessionCookie(ctx: AppContext, req: Request): boolean {
-  return readCookie(req.headers.cookie, cookieName(SESSION_COOKIE, secureCookies(ctx, req))) !== undefined;
+  return ctx.sessionCookie.read(req.headers.cookie, ctx.requestFacts.secure(req)) !== undefined;
 }
 
 /**
@@ -34,13 +17,13 @@ export async function sessionFromCookie(
   secure: boolean,
   cache?: SessionCache,
 ): Promise<Session | undefined> {
-  const signed = readCookie(cookieHeader, cookieName(SESSION_COOKIE, secure));
+  const signed = ctx.sessionCookie.read(cookieHeader, secure);
   if (!signed) return undefined;
   const now = ctx.now();
   const hit = cache?.get(signed, now);
   if (hit) return hit;
   const begun = cache?.begin() ?? 0;
-  const id = unsignValue(signed, ctx.config.sessionSecrets);
+  const id = ctx.sessionCookie.open(signed);
   if (!id) return undefined;
   const session = await ctx.sessions.load(id, now);
   if (session) cache?.put(signed, session, now, begun);
@@ -49,10 +32,7 @@ export async function sessionFromCookie(
 
 /** The storage key of the session this request's cookie names, without loading it. */
 export function sessionKeyFromCookie(ctx: AppContext, req: Request): string | undefined {
-  const id = unsignValue(
-    readCookie(req.headers.cookie, cookieName(SESSION_COOKIE, secureCookies(ctx, req))),
-    ctx.config.sessionSecrets,
-  );
+  const id = ctx.sessionCookie.open(ctx.sessionCookie.read(req.headers.cookie, ctx.requestFacts.secure(req)));
   return id ? ctx.sessions.keyOf(id) : undefined;
 }
 
@@ -63,12 +43,11 @@ export async function requestSession(
   res: Response,
 ): Promise<Session | undefined> {
   if ('session' in res.locals) return res.locals.session as Session | undefined;
-  const session = await sessionFromCookie(ctx, req.headers.cookie, secureCookies(ctx, req));
+  const session = await sessionFromCookie(ctx, req.headers.cookie, ctx.requestFacts.secure(req));
   res.locals.session = session;
   return session;
 }
 
-/** The cookie lives as long as the session can (the absolute timeout); idle expiry is enforced server-side. */
 export function setSessionCookie(
   ctx: AppContext,
   req: Request,
@@ -76,18 +55,9 @@ export function setSessionCookie(
   id: string,
   absoluteExpiresAt: number,
 ): void {
-  const secure = secureCookies(ctx, req);
-  res.append(
-    'Set-Cookie',
-    cookieHeader(cookieName(SESSION_COOKIE, secure), signValue(id, ctx.config.sessionSecrets), {
-      secure,
-      sameSite: 'strict',
-      maxAgeMs: absoluteExpiresAt - ctx.now(),
-    }),
-  );
+  ctx.sessionCookie.set(res, ctx.requestFacts.secure(req), id, absoluteExpiresAt - ctx.now());
 }
 
 export function clearSessionCookie(ctx: AppContext, req: Request, res: Response): void {
-  const secure = secureCookies(ctx, req);
-  res.append('Set-Cookie', clearCookieHeader(cookieName(SESSION_COOKIE, secure), secure));
+  ctx.sessionCookie.clear(res, ctx.requestFacts.secure(req));
 }

@@ -4,6 +4,8 @@ import type { Duplex } from 'node:stream';
 import type { NextFunction, Request, Response } from 'express';
 import type { Config } from '../config/load.js';
 import type { AppContext } from '../context.js';
+import { isManagementPath } from '../http/management-paths.js';
+import { pathBelowBase } from '../http/request-facts.js';
 import type { Logger } from '../log.js';
 import { stripBffCookies } from '../security/cookies.js';
 import { forward } from './forward.js';
@@ -40,9 +42,9 @@ export function attachDevServerUpgrades(server: Server, config: Config, log: Log
   const open = new Set<Duplex>();
   server.on('upgrade', (req, socket: Duplex, head: Buffer) => {
     const raw = req.url ?? '/';
-    const path =
-      config.basePath && raw.startsWith(config.basePath) ? raw.slice(config.basePath.length) || '/' : raw;
-    if (!path.startsWith('/') || /^\/bff(?:[/?]|$)/.test(path) || match(path)) {
+    // A URL outside the base path (undefined) is checked as it came.
+    const path = pathBelowBase(config.basePath, raw) ?? raw;
+    if (!path.startsWith('/') || isManagementPath(path) || match(path)) {
       socket.destroy();
       return;
     }

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import proxyaddr from 'proxy-addr';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { sendJsonError } from '../http/error-handler.js';
@@ -19,30 +18,18 @@ import { isSafePath } from './safe-path.js';
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const ALLOW = [...METHODS].join(', ');
 
-/** Express's `trust proxy` setting as the function Express would compile from it. */
-function compileTrust(value: boolean | number | string): (addr: string, hop: number) => boolean {
-  if (value === true) return () => true;
-  if (value === false) return () => false;
-  if (typeof value === 'number') return (_addr, hop) => hop < value;
-  return proxyaddr.compile(value.split(',').map((s) => s.trim()));
-}
-
 /**
  * The hot path: every API call of the SPA, handled before Express. It does what the Express stack
  * would (security headers, request id and log line, JSON errors) without running a router and a
- * dozen helmet middlewares per call, which the bench shows to be a large share of the cost of a
- * proxied call. One Redis round trip (load + slide), then a streamed hop over a keep-alive pool.
- * Returns false for requests that are not for an API route.
+ * dozen helmet middlewares per call. One Redis round trip (load + slide), then a streamed hop over
+ * a keep-alive pool. Returns false for requests that are not for an API route.
  */
 export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { config, log } = ctx;
+  const { config, log, requestFacts: facts } = ctx;
   const match = compileRoutes(config.routes);
   const headers = securityHeaders(config);
-  const trust = compileTrust(config.trustProxy);
   const publicUrl = new URL(config.publicUrl);
-  const publicHttps = publicUrl.protocol === 'https:';
   const forwarded = { proto: publicUrl.protocol.slice(0, -1), host: publicUrl.host };
-  const basePath = config.basePath;
   const maxBodySize = config.maxBodySize;
 
   async function handle(
@@ -64,13 +51,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
       res.setHeader('Connection', 'close');
       throw new BffError('payload_too_large');
     }
-    // The same rule as secureCookies(): https here, via a trusted proxy, or by the public URL.
-    const remote = req.socket.remoteAddress ?? '';
-    const xfp = req.headers['x-forwarded-proto'];
-    const secure =
-      publicHttps ||
-      (typeof xfp === 'string' && trust(remote, 0) && xfp.split(',', 1)[0]!.trim() === 'https');
-    const session = await sessionFromCookie(ctx, req.headers.cookie, secure, ctx.sessionCache);
+    const session = await sessionFromCookie(ctx, req.headers.cookie, facts.secure(req), ctx.sessionCache);
     if (!session) throw new BffError('unauthenticated');
     const tokens = await ctx.refresher.fresh(session);
 
@@ -79,8 +60,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
       origin: found.route.origin,
       path: upstreamPath.charCodeAt(0) === 47 ? upstreamPath : `/${upstreamPath}`,
       headers: upstreamRequestHeaders(req.headers, `Bearer ${tokens.accessToken}`, {
-        // Client first, then every trusted proxy, then the peer; just the peer without trust proxy.
-        for: proxyaddr.all(req, trust).reverse().join(', '),
+        for: facts.forwardedFor(req),
         ...forwarded,
       }),
       timeoutMs: config.upstreamTimeoutMs,
@@ -89,13 +69,8 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
   }
 
   return (req, res) => {
-    const url = req.url ?? '/';
-    let path = url;
-    if (basePath) {
-      const next = url.charCodeAt(basePath.length);
-      if (!url.startsWith(basePath) || !(Number.isNaN(next) || next === 47 || next === 63)) return false;
-      path = url.slice(basePath.length) || '/';
-    }
+    const path = facts.pathBelowBase(req.url ?? '/');
+    if (path === undefined) return false;
     const found = match(path);
     if (!found) return false;
     for (const [name, value] of headers) res.setHeader(name, value);

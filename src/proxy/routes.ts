@@ -1,4 +1,6 @@
 import type { RouteConfig } from '../config/schema.js';
+import { isManagementPath } from '../http/management-paths.js';
+import { underPrefix } from '../http/path-prefix.js';
 
 export interface CompiledRoute {
   readonly path: string;
@@ -30,14 +32,10 @@ export function compileRoutes(
 
   return (pathAndQuery) => {
     // coatcheck's own endpoints win over any route, even a catch-all "/".
-    if (pathAndQuery.startsWith('/bff') && /^\/bff(?:[/?]|$)/.test(pathAndQuery)) return undefined;
+    if (isManagementPath(pathAndQuery)) return undefined;
     for (const route of table) {
-      if (!pathAndQuery.startsWith(route.path)) continue;
-      const next = pathAndQuery.charCodeAt(route.path.length);
-      // End of string, '/', or '?' after the prefix: a whole-segment match.
-      if (Number.isNaN(next) || next === 47 || next === 63) {
+      if (underPrefix(pathAndQuery, route.path))
         return { route, rest: pathAndQuery.slice(route.path.length) };
-      }
     }
     return undefined;
   };
