@@ -63,12 +63,32 @@ export function discoveryUrl(issuer: string): URL {
   return url;
 }
 
+/** Real key sets are a few KB; the cap keeps a misbehaving endpoint from filling memory. */
+const MAX_JWKS_BYTES = 512 * 1024;
+
+async function readCapped(res: Response, max: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body?.getReader();
+  for (let next = await reader?.read(); next && !next.done; next = await reader!.read()) {
+    size += next.value.byteLength;
+    if (size > max) {
+      await reader!.cancel();
+      throw new Error(`The IdP's JWKS is larger than ${max} bytes.`);
+    }
+    chunks.push(next.value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 async function fetchJwks(uri: URL, allowInsecure: boolean): Promise<JSONWebKeySet> {
   if (uri.protocol !== 'https:' && !(allowInsecure && uri.protocol === 'http:')) {
     throw new Error(`The IdP's jwks_uri must use https: ${uri.href}`);
   }
+  // No redirects: one could lead from https to http, or to a host the discovery document never named.
   const res = await fetch(uri, {
     headers: { accept: 'application/json' },
+    redirect: 'error',
     signal: AbortSignal.timeout(IDP_TIMEOUT_S * 1000),
   });
   if (res.status !== 200) {
@@ -77,7 +97,8 @@ async function fetchJwks(uri: URL, allowInsecure: boolean): Promise<JSONWebKeySe
       status: res.status,
     });
   }
-  const jwks = (await res.json()) as JSONWebKeySet;
+  const body = await readCapped(res, MAX_JWKS_BYTES);
+  const jwks = JSON.parse(body) as JSONWebKeySet;
   if (!jwks || !Array.isArray(jwks.keys)) throw new Error("The IdP's JWKS has no keys array.");
   return jwks;
 }
