@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 
 # --- build: compile TypeScript to dist/ -----------------------------------------
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
@@ -10,15 +10,18 @@ COPY src ./src
 RUN npm run build
 
 # --- runtime: production dependencies and dist/ only -----------------------------
-FROM node:20-bookworm-slim AS runtime
+# No dev dependency, and no optional one: oidc-provider is optional because only demo mode uses it,
+# and demo mode is refused under NODE_ENV=production and imported only when it runs.
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+RUN npm ci --omit=dev --omit=optional --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
 
-# Files stay owned by root; the process runs as the unprivileged "node" user of the base image.
-USER node
+# Files stay owned by root; the process runs as the unprivileged "node" user of the base image,
+# given by number so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+USER 1000:1000
 EXPOSE 8080
 
 # Slim images have no curl: probe with node itself. Follows BFF_PORT and the base path of

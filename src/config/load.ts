@@ -55,6 +55,8 @@ export interface Config {
   /** A dev server (e.g. Vite) that gets every GET no route or endpoint claims, WebSocket upgrades included. */
   readonly spaDevServer: string | undefined;
   readonly logLevel: string;
+  /** The separate Prometheus listener; undefined when BFF_METRICS_PORT is unset. */
+  readonly metrics: { readonly port: number; readonly host: string } | undefined;
   /** Problems that do not stop start-up (unknown BFF_* names), for the logger to report. */
   readonly warnings: readonly string[];
 }
@@ -243,6 +245,12 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     problems.push('BFF_STATIC_DIR: must be a directory containing index.html');
   }
 
+  // Metrics on the public port would publish them to every client.
+  const metricsPort = Number(env.BFF_METRICS_PORT);
+  if (metricsPort > 0 && metricsPort === Number(env.BFF_PORT ?? 8080)) {
+    problems.push('BFF_METRICS_PORT: must differ from BFF_PORT; metrics are never served on the public port');
+  }
+
   if (problems.length > 0 || !parsed.success) throw new ConfigError([...new Set(problems)], warnings);
   const e = parsed.data;
 
@@ -291,6 +299,10 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     staticDir: e.BFF_STATIC_DIR ? resolve(e.BFF_STATIC_DIR) : undefined,
     spaDevServer: e.BFF_SPA_DEV_SERVER?.replace(/\/+$/, ''),
     logLevel: e.BFF_LOG_LEVEL,
+    metrics:
+      e.BFF_METRICS_PORT === undefined
+        ? undefined
+        : { port: e.BFF_METRICS_PORT, host: e.BFF_METRICS_HOST ?? e.BFF_HOST },
     warnings,
   });
 }

@@ -185,6 +185,14 @@ export const envSchema = z.object({
       message: 'must be fatal, error, warn, info, debug, trace or silent',
     })
     .default('info'),
+  // Unset turns metrics off; they never share the public listener.
+  BFF_METRICS_PORT: z.coerce
+    .number({ message: 'must be a port number from 0 to 65535' })
+    .int('must be a port number from 0 to 65535')
+    .min(0, 'must be a port number from 0 to 65535')
+    .max(65535, 'must be a port number from 0 to 65535')
+    .optional(),
+  BFF_METRICS_HOST: z.string().optional(),
 });
 
 export type RouteConfig = z.infer<typeof routeSchema>;
