@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { CLIENT_ID, signOutAtIdp, startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
-const csrf = { 'x-csrf': '1' };
 const EVENT = { 'http://schemas.openid.net/event/backchannel-logout': {} };
 let stack: Stack;
 

@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
 describe('cookies behind a TLS-terminating proxy (BFF_TRUST_PROXY=true)', () => {
   let stack: Stack;
@@ -23,7 +24,7 @@ describe('cookies behind a TLS-terminating proxy (BFF_TRUST_PROXY=true)', () => 
     expect(session).toMatch(/; SameSite=Strict/);
     expect(session).toMatch(/; Path=\//);
     expect(session).not.toMatch(/Domain=/i);
-    const user = await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } });
+    const user = await b.go(`${stack.bff.url}/bff/user`, { headers: csrf });
     expect(user.status).toBe(200);
   });
 
@@ -68,12 +69,12 @@ describe('cookies behind a TLS-terminating proxy (BFF_TRUST_PROXY=true)', () => 
     await b.login(stack.bff.url);
     const value = (await b.jar.getCookies(stack.bff.url)).find((c) => c.key === '__Host-coatcheck')!;
     const res = await request(`${stack.bff.url}/bff/user`, {
-      headers: { 'x-csrf': '1', cookie: `coatcheck=${value.value}` },
+      headers: { ...csrf, cookie: `coatcheck=${value.value}` },
     });
     await res.body.dump();
     expect(res.statusCode).toBe(200);
     const forged = await request(`${stack.bff.url}/bff/user`, {
-      headers: { 'x-csrf': '1', cookie: `__Host-coatcheck=${value.value}` },
+      headers: { ...csrf, cookie: `__Host-coatcheck=${value.value}` },
     });
     await forged.body.dump();
     expect(forged.statusCode).toBe(401);

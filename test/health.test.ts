@@ -2,6 +2,7 @@ import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -54,7 +55,7 @@ test('Redis down: /readyz 503, session requests 503 JSON, no crash; Redis back: 
     const ready = await get('/readyz');
     expect(ready.status).toBe(503);
     expect(ready.body).toMatchObject({ checks: { store: 'unreachable' } });
-    const api = await get('/api/x', { 'x-csrf': '1', cookie });
+    const api = await get('/api/x', { ...csrf, cookie });
     expect(api).toEqual({ status: 503, body: { error: 'store_unavailable', message: expect.any(String) } });
     const login = await get('/bff/login');
     expect(login.status).toBe(503);
@@ -64,10 +65,10 @@ test('Redis down: /readyz 503, session requests 503 JSON, no crash; Redis back: 
   }
   // The restarted Redis is empty (no persistence in tests), so the old session is gone: 401, not 5xx.
   await waitFor(async () => ((await get('/readyz')).status === 200 ? true : undefined), 10_000, 'readiness');
-  expect((await get('/api/x', { 'x-csrf': '1', cookie })).status).toBe(401);
+  expect((await get('/api/x', { ...csrf, cookie })).status).toBe(401);
   const again = new Browser();
   await again.login(stack.bff.url);
-  expect((await again.go(`${stack.bff.url}/api/x`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+  expect((await again.go(`${stack.bff.url}/api/x`, { headers: csrf })).status).toBe(200);
 });
 
 test('IdP down: /readyz 503; IdP back: ready again', async () => {

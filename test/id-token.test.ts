@@ -11,8 +11,7 @@ import {
   type IdTokenRewrite,
   type TokenRewriter,
 } from './support/token-rewrite.js';
-
-const csrf = { 'x-csrf': '1' };
+import { csrf } from './support/session.js';
 
 describe('ID tokens are verified, not trusted', () => {
   let stack: Stack;

@@ -9,8 +9,8 @@ import { MemorySessionStore } from '../src/session/memory-store.js';
 import { Browser } from './support/browser.js';
 import { freePort, waitFor } from './support/ports.js';
 import { CLIENT_ID, CLIENT_SECRET, SESSION_SECRET, startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
-const csrf = { 'x-csrf': '1' };
 type Line = Record<string, unknown> & { level: number; msg: string };
 const parse = (logs: string[], from = 0): Line[] => logs.slice(from).map((l) => JSON.parse(l) as Line);
 

@@ -7,9 +7,9 @@ import { startCoatcheck, type Coatcheck } from '../src/start.js';
 import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
 const LIMIT = 1024;
-const csrf = { 'x-csrf': '1' };
 
 /** A raw connection that collects what the server sends and how the connection ended. */
 function open(url: string): Promise<{

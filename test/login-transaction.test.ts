@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { Browser, type Page } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
 let stack: Stack;
 let redis: Redis;
@@ -76,7 +77,7 @@ async function callbackUrlOf(b: Browser, start: Page): Promise<string> {
 }
 
 async function userStatus(b: Browser): Promise<number> {
-  return (await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } })).status;
+  return (await b.go(`${stack.bff.url}/bff/user`, { headers: csrf })).status;
 }
 
 async function copyLoginCookies(from: Browser, to: Browser): Promise<void> {

@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { CLIENT_ID, startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -94,7 +95,7 @@ describe('a complete login', () => {
     expect(session.path).toBe('/');
     expect(session.domain).toBe('127.0.0.1');
     expect(session.hostOnly).toBe(true);
-    const user = await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } });
+    const user = await b.go(`${stack.bff.url}/bff/user`, { headers: csrf });
     expect(user.status).toBe(200);
   });
 
@@ -124,7 +125,7 @@ describe('a complete login', () => {
       await b.login(stack.bff.url);
       expect(await sessionCookie()).not.toBe(before);
       const old = await request(`${stack.bff.url}/bff/user`, {
-        headers: { 'x-csrf': '1', cookie: `coatcheck=${before}` },
+        headers: { ...csrf, cookie: `coatcheck=${before}` },
       });
       await old.body.dump();
       expect(old.statusCode).toBe(401);
@@ -143,7 +144,7 @@ describe('a complete login', () => {
     for (const start of starts) {
       const page = await b.finishAtIdp(await b.go(String(start.headers.location)));
       landed.push(new URL(page.url).pathname);
-      const user = await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } });
+      const user = await b.go(`${stack.bff.url}/bff/user`, { headers: csrf });
       expect(user.status).toBe(200);
     }
     expect(landed).toEqual(['/one', '/two', '/three']);
@@ -152,7 +153,7 @@ describe('a complete login', () => {
 
 describe('GET /bff/callback refuses bad responses with 4xx and creates no session', () => {
   async function expectNoSession(b: Browser): Promise<void> {
-    const user = await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } });
+    const user = await b.go(`${stack.bff.url}/bff/user`, { headers: csrf });
     expect(user.status).toBe(401);
   }
 

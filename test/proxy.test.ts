@@ -2,10 +2,10 @@ import { connect } from 'node:net';
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
 let stack: Stack;
 let alice: Browser;
-const csrf = { 'x-csrf': '1' };
 
 beforeAll(async () => {
   stack = await startStack({ env: { BFF_UPSTREAM_TIMEOUT: '0.5' } });

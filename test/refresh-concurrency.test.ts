@@ -2,6 +2,7 @@ import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
 /** Releasable stall for the lock holder, so a test can freeze a refresh in flight. */
 function stall() {
@@ -43,7 +44,7 @@ describe('exactly one refresh per expiry, across replicas', () => {
       const results = await Promise.all(
         Array.from({ length: 100 }, async (_, i) => {
           const res = await request(`${stack.bffs[i % 2]!.url}/api/round/${round}/${i}`, {
-            headers: { 'x-csrf': '1', cookie },
+            headers: { ...csrf, cookie },
           });
           await res.body.dump();
           return res.statusCode;
@@ -62,7 +63,7 @@ describe('exactly one refresh per expiry, across replicas', () => {
     expect(stack.idp.counters.grantsRevoked).toBe(start.grantsRevoked);
     expect(stack.idp.counters.grantErrors).toEqual(start.grantErrors);
     // The session is alive and well after all that.
-    expect((await b.go(`${stack.bffs[1]!.url}/bff/user`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+    expect((await b.go(`${stack.bffs[1]!.url}/bff/user`, { headers: csrf })).status).toBe(200);
   });
 
   test('a request that read the token set before a refresh uses the stored result instead of refreshing again', async () => {
@@ -71,7 +72,7 @@ describe('exactly one refresh per expiry, across replicas', () => {
     const stale = (await stack.sessionOf(b))!;
     stack.clock.advance(stale.tokens.refreshAt - stack.clock.now() + 1000);
     const refreshes = stack.idp.counters.refreshGrants;
-    expect((await b.go(`${stack.bffs[1]!.url}/api/x`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+    expect((await b.go(`${stack.bffs[1]!.url}/api/x`, { headers: csrf })).status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 1);
 
     // `stale` still holds the old, due token set, as a slow request on another replica would.
@@ -88,12 +89,12 @@ describe('exactly one refresh per expiry, across replicas', () => {
     const session = (await stack.sessionOf(b))!;
 
     // The slow request loads the session now and finishes after the refresh below.
-    const slow = request(`${stack.bffs[0]!.url}/api/slow?ms=400`, { headers: { 'x-csrf': '1', cookie } });
+    const slow = request(`${stack.bffs[0]!.url}/api/slow?ms=400`, { headers: { ...csrf, cookie } });
     await waitFor(() => (stack.upstream.requests.some((r) => r.url.includes('/slow')) ? true : undefined));
 
     stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
     const refreshes = stack.idp.counters.refreshGrants;
-    expect((await b.go(`${stack.bffs[1]!.url}/api/during`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+    expect((await b.go(`${stack.bffs[1]!.url}/api/during`, { headers: csrf })).status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 1);
     const rotated = (await stack.sessionOf(b))!.tokens.refreshToken;
 
@@ -106,7 +107,7 @@ describe('exactly one refresh per expiry, across replicas', () => {
     // …so the next expiry refreshes with the current token, and the IdP sees no reuse.
     const now = (await stack.sessionOf(b))!;
     stack.clock.advance(now.tokens.refreshAt - stack.clock.now() + 1000);
-    expect((await b.go(`${stack.bffs[0]!.url}/api/after`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+    expect((await b.go(`${stack.bffs[0]!.url}/api/after`, { headers: csrf })).status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 2);
     expect(stack.idp.counters.refreshReuse).toBe(0);
     expect(stack.idp.counters.grantsRevoked).toBe(0);
@@ -136,7 +137,7 @@ describe('the lock holder dies mid-refresh', () => {
     stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
 
     // Instance 0 takes the lock and stalls before calling the IdP…
-    const doomed = request(`${stack.bffs[0]!.url}/api/doomed`, { headers: { 'x-csrf': '1', cookie } }).catch(
+    const doomed = request(`${stack.bffs[0]!.url}/api/doomed`, { headers: { ...csrf, cookie } }).catch(
       (err: Error) => err,
     );
     await stalled.entered;
@@ -145,7 +146,7 @@ describe('the lock holder dies mid-refresh', () => {
     expect(await doomed).toBeInstanceOf(Error);
 
     const refreshes = stack.idp.counters.refreshGrants;
-    const page = await b.go(`${stack.bffs[1]!.url}/api/survivor`, { headers: { 'x-csrf': '1' } });
+    const page = await b.go(`${stack.bffs[1]!.url}/api/survivor`, { headers: csrf });
     expect(page.status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 1);
     expect(stack.idp.counters.refreshReuse).toBe(0);

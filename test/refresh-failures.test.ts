@@ -1,7 +1,6 @@
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
-
-const csrf = { 'x-csrf': '1' };
+import { csrf } from './support/session.js';
 
 describe('refresh failures', () => {
   let stack: Stack;

@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { CLIENT_SECRET, startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -25,16 +26,16 @@ test('no token, client secret or session id appears in anything sent to the brow
   };
   const loginPage = await b.login(stack.bff.url);
   record(loginPage);
-  record(await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } }));
-  record(await b.go(`${stack.bff.url}/api/things`, { headers: { 'x-csrf': '1' } }));
-  record(await b.go(`${stack.bff.url}/api/status/401`, { headers: { 'x-csrf': '1' } }));
+  record(await b.go(`${stack.bff.url}/bff/user`, { headers: csrf }));
+  record(await b.go(`${stack.bff.url}/api/things`, { headers: csrf }));
+  record(await b.go(`${stack.bff.url}/api/status/401`, { headers: csrf }));
   // Force a refresh so rotated tokens are covered too.
   const before = (await stack.sessionOf(b))!;
   stack.clock.advance(before.tokens.refreshAt - stack.clock.now() + 1000);
-  record(await b.go(`${stack.bff.url}/api/things`, { headers: { 'x-csrf': '1' } }));
+  record(await b.go(`${stack.bff.url}/api/things`, { headers: csrf }));
   const after = (await stack.sessionOf(b))!;
   expect(after.tokens.accessToken).not.toBe(before.tokens.accessToken);
-  const logoutUrl = JSON.parse((await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } })).text)
+  const logoutUrl = JSON.parse((await b.go(`${stack.bff.url}/bff/user`, { headers: csrf })).text)
     .logoutUrl as string;
   const logout = await b.go(`${stack.bff.url}${logoutUrl}`, { follow: false });
   seen.push(...logout.bodies);
@@ -135,7 +136,7 @@ test('the upstream never receives coatcheck cookies', async () => {
   const b = new Browser();
   await b.login(stack.bff.url);
   const res = await request(`${stack.bff.url}/api/x`, {
-    headers: { 'x-csrf': '1', cookie: await b.jar.getCookieString(stack.bff.url) },
+    headers: { ...csrf, cookie: await b.jar.getCookieString(stack.bff.url) },
   });
   await res.body.dump();
   expect(String(stack.upstream.requests.at(-1)!.headers.cookie ?? '')).not.toContain('coatcheck');

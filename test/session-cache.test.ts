@@ -8,6 +8,7 @@ import type { InvalidationFeed } from '../src/session/store.js';
 import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { signOutAtIdp, startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
 /** A TCP proxy to Redis that can make its open connections go silent while new ones still work. */
 async function blackholeProxy(target: number): Promise<{
@@ -41,7 +42,6 @@ async function blackholeProxy(target: number): Promise<{
   };
 }
 
-const csrf = { 'x-csrf': '1' };
 let stack: Stack;
 let redis: Redis;
 

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
-const csrf = { 'x-csrf': '1' };
 let stack: Stack;
 let redis: Redis;
 

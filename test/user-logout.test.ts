@@ -1,9 +1,9 @@
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf } from './support/session.js';
 
 let stack: Stack;
-const csrf = { 'x-csrf': '1' };
 
 beforeAll(async () => {
   stack = await startStack();

@@ -3,7 +3,7 @@ import type { Session } from '../../src/session/sessions.js';
 import type { Stack } from './stack.js';
 
 /** The header every API and /bff/user call needs (coatcheck's default X-CSRF: 1). */
-export const CSRF: Readonly<Record<string, string>> = Object.freeze({ 'x-csrf': '1' });
+export const csrf: Readonly<Record<string, string>> = Object.freeze({ 'x-csrf': '1' });
 
 /** A fresh browser that has completed a real login against `bff` (anything with a url, or the url itself). */
 export async function loggedIn(
