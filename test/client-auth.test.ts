@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
 import { Browser } from './support/browser.js';
 import { startStack } from './support/stack.js';
-import { csrf } from './support/session.js';
+import { advanceToRefresh, csrf } from './support/session.js';
 
 /** Logs in and calls the API: the code exchange is where client authentication happens. */
 async function loginAndCall(
@@ -31,8 +31,7 @@ async function loginAndCall(
     const api = await b.go(`${stack.bff.url}/api/x`, { headers: csrf });
     expect(api.status).toBe(200);
     // A refresh authenticates the client too.
-    const session = (await stack.sessionOf(b))!;
-    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+    await advanceToRefresh(stack, b);
     expect((await b.go(`${stack.bff.url}/api/y`, { headers: csrf })).status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(1);
   } finally {

@@ -11,7 +11,7 @@ import {
   type IdTokenRewrite,
   type TokenRewriter,
 } from './support/token-rewrite.js';
-import { csrf } from './support/session.js';
+import { advanceToRefresh, csrf } from './support/session.js';
 
 describe('ID tokens are verified, not trusted', () => {
   let stack: Stack;
@@ -63,8 +63,7 @@ describe('ID tokens are verified, not trusted', () => {
     async function dueSession(): Promise<{ b: Browser; refreshToken: string }> {
       const b = new Browser();
       await b.login(stack.bff.url);
-      const s = (await stack.sessionOf(b))!;
-      stack.clock.advance(s.tokens.refreshAt - stack.clock.now() + 1000);
+      const s = await advanceToRefresh(stack, b);
       return { b, refreshToken: s.tokens.refreshToken! };
     }
 
@@ -221,7 +220,7 @@ describe('IdP keys that cannot be fetched', () => {
     rewriter.publish(next.publicJwk);
     rewriter.set('refresh_token', resignedWith(next));
     jwksDown = true;
-    stack.clock.advance(before.tokens.refreshAt - stack.clock.now() + 1000);
+    await advanceToRefresh(stack, b);
 
     const during = await b.go(`${stack.bff.url}/api/x`, { headers: csrf });
     expect(during.status).toBe(503);

@@ -2,7 +2,7 @@ import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { startStack, type Stack } from './support/stack.js';
-import { csrf } from './support/session.js';
+import { advanceToRefresh, csrf } from './support/session.js';
 
 /** Releasable stall for the lock holder, so a test can freeze a refresh in flight. */
 function stall() {
@@ -38,8 +38,7 @@ describe('exactly one refresh per expiry, across replicas', () => {
     const tokensPerRound: Set<string>[] = [];
 
     for (let round = 1; round <= 3; round++) {
-      const session = (await stack.sessionOf(b))!;
-      stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+      await advanceToRefresh(stack, b);
       const before = stack.upstream.requests.length;
       const results = await Promise.all(
         Array.from({ length: 100 }, async (_, i) => {
@@ -69,8 +68,7 @@ describe('exactly one refresh per expiry, across replicas', () => {
   test('a request that read the token set before a refresh uses the stored result instead of refreshing again', async () => {
     const b = new Browser();
     await b.login(stack.bffs[0]!.url);
-    const stale = (await stack.sessionOf(b))!;
-    stack.clock.advance(stale.tokens.refreshAt - stack.clock.now() + 1000);
+    const stale = await advanceToRefresh(stack, b);
     const refreshes = stack.idp.counters.refreshGrants;
     expect((await b.go(`${stack.bffs[1]!.url}/api/x`, { headers: csrf })).status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 1);
@@ -86,13 +84,12 @@ describe('exactly one refresh per expiry, across replicas', () => {
     const b = new Browser();
     await b.login(stack.bffs[0]!.url);
     const cookie = await b.jar.getCookieString(stack.bffs[0]!.url);
-    const session = (await stack.sessionOf(b))!;
 
     // The slow request loads the session now and finishes after the refresh below.
     const slow = request(`${stack.bffs[0]!.url}/api/slow?ms=400`, { headers: { ...csrf, cookie } });
     await waitFor(() => (stack.upstream.requests.some((r) => r.url.includes('/slow')) ? true : undefined));
 
-    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+    await advanceToRefresh(stack, b);
     const refreshes = stack.idp.counters.refreshGrants;
     expect((await b.go(`${stack.bffs[1]!.url}/api/during`, { headers: csrf })).status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 1);
@@ -105,8 +102,7 @@ describe('exactly one refresh per expiry, across replicas', () => {
     expect((await stack.sessionOf(b))!.tokens.refreshToken).toBe(rotated);
 
     // …so the next expiry refreshes with the current token, and the IdP sees no reuse.
-    const now = (await stack.sessionOf(b))!;
-    stack.clock.advance(now.tokens.refreshAt - stack.clock.now() + 1000);
+    await advanceToRefresh(stack, b);
     expect((await b.go(`${stack.bffs[0]!.url}/api/after`, { headers: csrf })).status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 2);
     expect(stack.idp.counters.refreshReuse).toBe(0);
@@ -133,8 +129,7 @@ describe('the lock holder dies mid-refresh', () => {
     const b = new Browser();
     await b.login(stack.bffs[1]!.url);
     const cookie = await b.jar.getCookieString(stack.bffs[1]!.url);
-    const session = (await stack.sessionOf(b, stack.bffs[1]))!;
-    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+    const session = await advanceToRefresh(stack, b, stack.bffs[1]);
 
     // Instance 0 takes the lock and stalls before calling the IdP…
     const doomed = request(`${stack.bffs[0]!.url}/api/doomed`, { headers: { ...csrf, cookie } }).catch(

@@ -1,6 +1,6 @@
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
-import { csrf } from './support/session.js';
+import { advanceToRefresh, csrf } from './support/session.js';
 
 describe('refresh failures', () => {
   let stack: Stack;
@@ -14,8 +14,7 @@ describe('refresh failures', () => {
   async function dueSession(): Promise<Browser> {
     const b = new Browser();
     await b.login(stack.bff.url);
-    const s = (await stack.sessionOf(b))!;
-    stack.clock.advance(s.tokens.refreshAt - stack.clock.now() + 1000);
+    await advanceToRefresh(stack, b);
     return b;
   }
 
@@ -26,7 +25,7 @@ describe('refresh failures', () => {
     const rt = await stack.idp.provider.RefreshToken.find(session.tokens.refreshToken!);
     const grant = await stack.idp.provider.Grant.find(rt!.grantId!);
     await grant!.destroy();
-    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+    await advanceToRefresh(stack, b);
 
     const api = await b.go(`${stack.bff.url}/api/x`, { headers: csrf });
     expect(api.status).toBe(401);

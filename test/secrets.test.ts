@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { CLIENT_SECRET, startStack, type Stack } from './support/stack.js';
-import { csrf } from './support/session.js';
+import { advanceToRefresh, csrf } from './support/session.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -30,8 +30,7 @@ test('no token, client secret or session id appears in anything sent to the brow
   record(await b.go(`${stack.bff.url}/api/things`, { headers: csrf }));
   record(await b.go(`${stack.bff.url}/api/status/401`, { headers: csrf }));
   // Force a refresh so rotated tokens are covered too.
-  const before = (await stack.sessionOf(b))!;
-  stack.clock.advance(before.tokens.refreshAt - stack.clock.now() + 1000);
+  const before = await advanceToRefresh(stack, b);
   record(await b.go(`${stack.bff.url}/api/things`, { headers: csrf }));
   const after = (await stack.sessionOf(b))!;
   expect(after.tokens.accessToken).not.toBe(before.tokens.accessToken);
