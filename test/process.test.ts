@@ -284,14 +284,21 @@ describe('a configured process', () => {
     const b = new Browser();
     await b.login(url);
     const cookie = await b.jar.getCookieString(url);
-    const inflight = request(`${url}/api/slow?ms=700`, { headers: { ...csrf, cookie } });
+    const inflight = request(`${url}/api/gate/slow`, { headers: { ...csrf, cookie } });
     await waitFor(
-      () => (upstream.requests.some((r) => r.url.includes('/slow')) ? true : undefined),
+      () => (upstream.requests.some((r) => r.url.includes('/gate/slow')) ? true : undefined),
       5000,
       'upstream',
     );
     const exited = once(proc.child, 'exit');
     proc.child.kill('SIGTERM');
+    // The upstream answers only once the drain has begun, so the request is still in flight then.
+    await waitFor(
+      () => (proc.out().includes('shutting down: draining in-flight requests') ? true : undefined),
+      5000,
+      'the drain',
+    );
+    upstream.openGate('slow');
     const res = await inflight;
     expect(res.statusCode).toBe(200);
     expect(await res.body.text()).toBe('slow');

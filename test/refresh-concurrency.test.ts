@@ -86,8 +86,10 @@ describe('exactly one refresh per expiry, across replicas', () => {
     const cookie = await b.jar.getCookieString(stack.bffs[0]!.url);
 
     // The slow request loads the session now and finishes after the refresh below.
-    const slow = request(`${stack.bffs[0]!.url}/api/slow?ms=400`, { headers: { ...csrf, cookie } });
-    await waitFor(() => (stack.upstream.requests.some((r) => r.url.includes('/slow')) ? true : undefined));
+    const slow = request(`${stack.bffs[0]!.url}/api/gate/stale-write`, { headers: { ...csrf, cookie } });
+    await waitFor(() =>
+      stack.upstream.requests.some((r) => r.url.includes('/gate/stale-write')) ? true : undefined,
+    );
 
     await advanceToRefresh(stack, b);
     const refreshes = stack.idp.counters.refreshGrants;
@@ -95,6 +97,7 @@ describe('exactly one refresh per expiry, across replicas', () => {
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 1);
     const rotated = (await stack.sessionOf(b))!.tokens.refreshToken;
 
+    stack.upstream.openGate('stale-write');
     const slowRes = await slow;
     await slowRes.body.dump();
     expect(slowRes.statusCode).toBe(200);
