@@ -1,9 +1,8 @@
 import { createPrivateKey } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
-import { Browser } from './support/browser.js';
 import { startStack } from './support/stack.js';
-import { advanceToRefresh, csrf } from './support/session.js';
+import { advanceToRefresh, csrf, loggedIn } from './support/session.js';
 
 /** Logs in and calls the API: the code exchange is where client authentication happens. */
 async function loginAndCall(
@@ -26,8 +25,7 @@ async function loginAndCall(
   }
   const stack = await startStack({ env, client });
   try {
-    const b = new Browser();
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff);
     const api = await b.go(`${stack.bff.url}/api/x`, { headers: csrf });
     expect(api.status).toBe(200);
     // A refresh authenticates the client too.

@@ -1,8 +1,7 @@
 import { request } from 'undici';
-import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { startStack, type Stack } from './support/stack.js';
-import { csrf } from './support/session.js';
+import { csrf, loggedIn } from './support/session.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -47,8 +46,7 @@ test('an unknown path is a 404 JSON error', async () => {
 });
 
 test('Redis down: /readyz 503, session requests 503 JSON, no crash; Redis back: all good again', async () => {
-  const b = new Browser();
-  await b.login(stack.bff.url);
+  const b = await loggedIn(stack.bff);
   const cookie = await b.jar.getCookieString(stack.bff.url);
   await stack.redis!.stop();
   try {
@@ -66,8 +64,7 @@ test('Redis down: /readyz 503, session requests 503 JSON, no crash; Redis back: 
   // The restarted Redis is empty (no persistence in tests), so the old session is gone: 401, not 5xx.
   await waitFor(async () => ((await get('/readyz')).status === 200 ? true : undefined), 10_000, 'readiness');
   expect((await get('/api/x', { ...csrf, cookie })).status).toBe(401);
-  const again = new Browser();
-  await again.login(stack.bff.url);
+  const again = await loggedIn(stack.bff);
   expect((await again.go(`${stack.bff.url}/api/x`, { headers: csrf })).status).toBe(200);
 });
 

@@ -11,7 +11,7 @@ import {
   type IdTokenRewrite,
   type TokenRewriter,
 } from './support/token-rewrite.js';
-import { advanceToRefresh, csrf } from './support/session.js';
+import { advanceToRefresh, csrf, loggedIn } from './support/session.js';
 
 describe('ID tokens are verified, not trusted', () => {
   let stack: Stack;
@@ -35,8 +35,7 @@ describe('ID tokens are verified, not trusted', () => {
         'authorization_code',
         resignedByIdp(stack.idp, (c) => ({ ...c, test_marker: 'resigned' })),
       );
-      const b = new Browser();
-      await b.login(stack.bff.url);
+      const b = await loggedIn(stack.bff);
       const me = await user(b);
       expect(me.status).toBe(200);
       expect(JSON.parse(me.text).claims.test_marker).toBe('resigned');
@@ -61,8 +60,7 @@ describe('ID tokens are verified, not trusted', () => {
 
   describe('in a refresh response', () => {
     async function dueSession(): Promise<{ b: Browser; refreshToken: string }> {
-      const b = new Browser();
-      await b.login(stack.bff.url);
+      const b = await loggedIn(stack.bff);
       const s = await advanceToRefresh(stack, b);
       return { b, refreshToken: s.tokens.refreshToken! };
     }
@@ -160,16 +158,14 @@ describe('IdP signing key rotation', () => {
       if (ctx.path === '/jwks') jwksRequests.push(String(ctx.get('user-agent')));
       await next();
     });
-    const first = new Browser();
-    await first.login(stack.bff.url);
+    const first = await loggedIn(stack.bff);
     expect((await first.go(`${stack.bff.url}/bff/user`, { headers: csrf })).status).toBe(200);
     const fetchesBefore = jwksRequests.length;
 
     const next = await newSigningKey('rotated-1');
     rewriter.publish(next.publicJwk);
     rewriter.set('authorization_code', resignedWith(next));
-    const second = new Browser();
-    await second.login(stack.bff.url);
+    const second = await loggedIn(stack.bff);
     expect((await second.go(`${stack.bff.url}/bff/user`, { headers: csrf })).status).toBe(200);
     expect(jwksRequests.length).toBe(fetchesBefore + 1);
   });
@@ -211,8 +207,7 @@ describe('IdP keys that cannot be fetched', () => {
 
   test('during a refresh: 503, and the session keeps the rotated refresh token, neither ended nor revoked', async () => {
     const rewriter = rewriteTokenResponses(stack.idp);
-    const b = new Browser();
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff);
     const before = (await stack.sessionOf(b))!;
 
     // The IdP rotates its key, and its JWKS is briefly unreachable when the first such token arrives.

@@ -9,7 +9,7 @@ import { MemorySessionStore } from '../src/session/memory-store.js';
 import { Browser } from './support/browser.js';
 import { freePort, waitFor } from './support/ports.js';
 import { CLIENT_ID, CLIENT_SECRET, SESSION_SECRET, startStack, type Stack } from './support/stack.js';
-import { advanceToRefresh, csrf } from './support/session.js';
+import { advanceToRefresh, csrf, loggedIn } from './support/session.js';
 
 type Line = Record<string, unknown> & { level: number; msg: string };
 const parse = (logs: string[], from = 0): Line[] => logs.slice(from).map((l) => JSON.parse(l) as Line);
@@ -56,8 +56,7 @@ describe('each refresh logs one line with its outcome and duration', () => {
   });
 
   async function dueSession(): Promise<Browser> {
-    const b = new Browser();
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff);
     await advanceToRefresh(stack, b);
     return b;
   }
@@ -138,8 +137,7 @@ describe('refresh outcomes of the lock: lock_timeout and lost_lock', () => {
   });
 
   test('a waiter past its deadline logs lock_timeout; a holder whose lock lapsed logs lost_lock', async () => {
-    const b = new Browser();
-    await b.login(stack.bffs[1]!.url);
+    const b = await loggedIn(stack.bffs[1]!);
     await advanceToRefresh(stack, b, stack.bffs[1]);
     const cookie = await b.jar.getCookieString(stack.bffs[1]!.url);
 

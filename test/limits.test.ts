@@ -7,7 +7,7 @@ import { startCoatcheck, type Coatcheck } from '../src/start.js';
 import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { startStack, type Stack } from './support/stack.js';
-import { csrf } from './support/session.js';
+import { csrf, loggedIn } from './support/session.js';
 
 const LIMIT = 1024;
 
@@ -136,8 +136,7 @@ describe('BFF_MAX_BODY_SIZE=0', () => {
   test('forwards any body', async () => {
     const stack = await startStack({ store: 'memory', env: { BFF_MAX_BODY_SIZE: '0' } });
     try {
-      const b = new Browser();
-      await b.login(stack.bff.url);
+      const b = await loggedIn(stack.bff);
       const size = 11 * 1024 * 1024;
       const res = await request(`${stack.bff.url}/api/upload`, {
         method: 'POST',

@@ -8,7 +8,7 @@ import { freePort, waitFor } from './support/ports.js';
 import { startRedis, type TestRedis } from './support/redis.js';
 import { ALICE, AUDIENCE, CLIENT_ID, CLIENT_SECRET, SESSION_SECRET } from './support/stack.js';
 import { startUpstream, type TestUpstream } from './support/upstream.js';
-import { csrf } from './support/session.js';
+import { csrf, loggedIn } from './support/session.js';
 
 /** The real entry point, as `npm start` runs it: compiled, in its own process, configured by environment. */
 beforeAll(() => {
@@ -281,8 +281,7 @@ describe('a configured process', () => {
   });
 
   test('SIGTERM stops accepting, lets the in-flight request finish, closes Redis and exits 0', async () => {
-    const b = new Browser();
-    await b.login(url);
+    const b = await loggedIn(url);
     const cookie = await b.jar.getCookieString(url);
     const inflight = request(`${url}/api/gate/slow`, { headers: { ...csrf, cookie } });
     await waitFor(

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
-import { csrf } from './support/session.js';
+import { csrf, loggedIn } from './support/session.js';
 
 let stack: Stack;
 let alice: Browser;
@@ -357,8 +357,7 @@ describe('API routes: upstream failures', () => {
       env: { BFF_ROUTES: JSON.stringify([{ path: '/api', target: 'http://127.0.0.1:1/v1' }]) },
     });
     try {
-      const b = new Browser();
-      await b.login(closed.bff.url);
+      const b = await loggedIn(closed.bff);
       const page = await b.go(`${closed.bff.url}/api/things`, { headers: csrf });
       expect(page.status).toBe(502);
       expect(JSON.parse(page.text).error).toBe('upstream_unreachable');
@@ -370,8 +369,7 @@ describe('API routes: upstream failures', () => {
 
 describe('refresh before forwarding (single request)', () => {
   test('an access token within the skew of expiry is refreshed first, and the new token is valid', async () => {
-    const b = new Browser();
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff);
     await b.go(`${stack.bff.url}/api/first`, { headers: csrf });
     const firstToken = String(lastUpstream().headers.authorization);
     const session = (await stack.sessionOf(b))!;

@@ -1,8 +1,7 @@
 import { request } from 'undici';
-import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { startStack, type Stack } from './support/stack.js';
-import { advanceToRefresh, csrf } from './support/session.js';
+import { advanceToRefresh, csrf, loggedIn } from './support/session.js';
 
 /** Releasable stall for the lock holder, so a test can freeze a refresh in flight. */
 function stall() {
@@ -31,8 +30,7 @@ describe('exactly one refresh per expiry, across replicas', () => {
   });
 
   test('100 concurrent calls of one session over two instances, over 3 expiries: all 200, 1 refresh each, no reuse', async () => {
-    const b = new Browser();
-    await b.login(stack.bffs[0]!.url);
+    const b = await loggedIn(stack.bffs[0]!);
     const cookie = await b.jar.getCookieString(stack.bffs[0]!.url);
     const start = { ...stack.idp.counters, grantErrors: [...stack.idp.counters.grantErrors] };
     const tokensPerRound: Set<string>[] = [];
@@ -66,8 +64,7 @@ describe('exactly one refresh per expiry, across replicas', () => {
   });
 
   test('a request that read the token set before a refresh uses the stored result instead of refreshing again', async () => {
-    const b = new Browser();
-    await b.login(stack.bffs[0]!.url);
+    const b = await loggedIn(stack.bffs[0]!);
     const stale = await advanceToRefresh(stack, b);
     const refreshes = stack.idp.counters.refreshGrants;
     expect((await b.go(`${stack.bffs[1]!.url}/api/x`, { headers: csrf })).status).toBe(200);
@@ -81,8 +78,7 @@ describe('exactly one refresh per expiry, across replicas', () => {
   });
 
   test('stale-write race: a slow request that loaded the session before a refresh finishes after it; the next refresh still succeeds', async () => {
-    const b = new Browser();
-    await b.login(stack.bffs[0]!.url);
+    const b = await loggedIn(stack.bffs[0]!);
     const cookie = await b.jar.getCookieString(stack.bffs[0]!.url);
 
     // The slow request loads the session now and finishes after the refresh below.
@@ -129,8 +125,7 @@ describe('the lock holder dies mid-refresh', () => {
   });
 
   test('the other instance takes over after the lock TTL and refreshes exactly once', async () => {
-    const b = new Browser();
-    await b.login(stack.bffs[1]!.url);
+    const b = await loggedIn(stack.bffs[1]!);
     const cookie = await b.jar.getCookieString(stack.bffs[1]!.url);
     const session = await advanceToRefresh(stack, b, stack.bffs[1]);
 

@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { CLIENT_SECRET, startStack, type Stack } from './support/stack.js';
-import { advanceToRefresh, csrf } from './support/session.js';
+import { advanceToRefresh, csrf, loggedIn } from './support/session.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -81,15 +81,13 @@ test('no token, client secret or session id appears in anything sent to the brow
 });
 
 test('the session cookie carries only an opaque signed id, not a token', async () => {
-  const b = new Browser();
-  await b.login(stack.bff.url);
+  const b = await loggedIn(stack.bff);
   const cookie = (await b.jar.getCookies(stack.bff.url)).find((c) => c.key === 'coatcheck')!;
   expect(decodeURIComponent(cookie.value)).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9+/]{43}$/);
 });
 
 test('a Redis dump reveals no token and no session id', async () => {
-  const b = new Browser();
-  await b.login(stack.bff.url);
+  const b = await loggedIn(stack.bff);
   const session = (await stack.sessionOf(b))!;
   const { Redis } = await import('ioredis');
   const redis = new Redis(stack.redis!.url);
@@ -132,8 +130,7 @@ test('logging the usual suspects by hand is redacted too', async () => {
 });
 
 test('the upstream never receives coatcheck cookies', async () => {
-  const b = new Browser();
-  await b.login(stack.bff.url);
+  const b = await loggedIn(stack.bff);
   const res = await request(`${stack.bff.url}/api/x`, {
     headers: { ...csrf, cookie: await b.jar.getCookieString(stack.bff.url) },
   });
