@@ -159,21 +159,7 @@ describe('GET /bff/callback refuses bad responses with 4xx and creates no sessio
 
   /** Runs a login up to the IdP's redirect back, without following it. */
   async function callbackUrlFor(b: Browser): Promise<string> {
-    const start = await b.go(`${stack.bff.url}/bff/login`, { follow: false });
-    let page = await b.go(String(start.headers.location));
-    page = await b.submitForm(page.url, page.text, /<form[^>]*\/login"[\s\S]*?<\/form>/, {
-      username: 'alice',
-      password: 'wonderland',
-    });
-    const form = /<form[^>]*\/confirm"[\s\S]*?<\/form>/.exec(page.text)!;
-    const action = new URL(/action="([^"]+)"/.exec(form[0])![1]!, page.url).href;
-    let hop = await b.go(action, { method: 'POST', follow: false });
-    while (hop.status >= 300 && hop.status < 400) {
-      const next = new URL(String(hop.headers.location), hop.url).href;
-      if (next.startsWith(`${stack.bff.url}/bff/callback`)) return next;
-      hop = await b.go(next, { follow: false });
-    }
-    throw new Error('no callback redirect');
+    return b.callbackUrl(await b.go(`${stack.bff.url}/bff/login`, { follow: false }), stack.bff.url);
   }
 
   test('without state', async () => {
@@ -220,10 +206,7 @@ describe('GET /bff/callback refuses bad responses with 4xx and creates no sessio
     const b = new Browser();
     const start = await b.go(`${stack.bff.url}/bff/login`, { follow: false });
     let page = await b.go(String(start.headers.location));
-    page = await b.submitForm(page.url, page.text, /<form[^>]*\/login"[\s\S]*?<\/form>/, {
-      username: 'alice',
-      password: 'wonderland',
-    });
+    page = await b.signIn(page);
     page = await b.submitForm(page.url, page.text, /<form[^>]*\/abort"[\s\S]*?<\/form>/, {});
     expect(page.url).toContain('/bff/callback');
     expect(page.status).toBe(400);
