@@ -39,34 +39,6 @@ describe('GET /bff/login', () => {
     }
   });
 
-  test.each([
-    ['an absolute URL', 'https://evil.example/'],
-    ['a protocol-relative URL', '//evil.example/'],
-    ['a backslash trick', '/\\evil.example'],
-    ['a javascript: URL', 'javascript:alert(1)'],
-    ['a relative path without a slash', 'orders'],
-    ['a tab that browsers strip', '/\t/evil.example'],
-    ['a newline', '/a\nb'],
-    ['a dot segment before //', '/.//evil.example'],
-    ['a dot-dot segment before //', '/..//evil.example'],
-    ['an encoded dot segment before //', '/%2e//evil.example'],
-    ['a mixed dot-dot segment before //', '/.%2e//evil.example'],
-    ['a path that climbs back to //', '/a/..//evil.example'],
-    ['an empty value', ''],
-  ])('refuses returnTo as %s with 400 JSON', async (_name, value) => {
-    const res = await request(`${stack.bff.url}/bff/login?returnTo=${encodeURIComponent(value)}`);
-    const body = (await res.body.json()) as { error: string; message: string };
-    expect(res.statusCode).toBe(400);
-    expect(body.error).toBe('invalid_return_url');
-    expect(body.message).toMatch(/same-origin relative path/);
-  });
-
-  test('refuses a repeated returnTo parameter', async () => {
-    const res = await request(`${stack.bff.url}/bff/login?returnTo=/a&returnTo=/b`);
-    await res.body.dump();
-    expect(res.statusCode).toBe(400);
-  });
-
   test('sets a SameSite=Lax, HttpOnly login cookie that holds the transaction sealed', async () => {
     const page = await new Browser().go(`${stack.bff.url}/bff/login`, { follow: false });
     const cookie = page.setCookies.find((c) => c.startsWith('coatcheck-login-'))!;

@@ -57,12 +57,6 @@ describe('API routes: guards', () => {
     expect(wrong.status).toBe(403);
   });
 
-  test('401 JSON without a valid session', async () => {
-    const page = await new Browser().go(`${stack.bff.url}/api/things`, { headers: csrf });
-    expect(page.status).toBe(401);
-    expect(JSON.parse(page.text)).toEqual({ error: 'unauthenticated', message: expect.any(String) });
-  });
-
   test.each([
     ['garbage', 'coatcheck=%%%garbage%%%'],
     ['a forged signature', 'coatcheck=abc.def'],
@@ -216,18 +210,6 @@ describe('API routes: forwarding', () => {
     expect(got['x-forwardedness']).toBe('kept');
     expect(got['x-user-agent-hint']).toBe('kept');
   });
-
-  test.each(['TRACE', 'PROPFIND', 'SEARCH'])(
-    '%s gets 405 JSON with Allow, and never reaches the upstream',
-    async (method) => {
-      const before = stack.upstream.requests.length;
-      const page = await alice.go(`${stack.bff.url}/api/things`, { method, headers: csrf });
-      expect(page.status).toBe(405);
-      expect(page.headers.allow).toBe('GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
-      expect(JSON.parse(page.text)).toMatchObject({ error: 'method_not_allowed' });
-      expect(stack.upstream.requests.length).toBe(before);
-    },
-  );
 
   test.each(['POST', 'PUT', 'PATCH', 'DELETE'])('%s keeps method, body and content type', async (method) => {
     const body = JSON.stringify({ hello: 'world', method });
