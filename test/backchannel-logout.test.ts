@@ -84,8 +84,7 @@ test('a replayed logout token is refused', async () => {
 describe('invalid logout tokens get 400 with Cache-Control: no-store and end nothing', () => {
   let victim: Browser;
   beforeAll(async () => {
-    victim = new Browser();
-    await victim.login(stack.bffs[0]!.url);
+    victim = await loggedIn(stack.bffs[0]!);
   });
   afterEach(async () => {
     expect(await status(victim, 0)).toBe(200);

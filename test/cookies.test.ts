@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
-import { csrf } from './support/session.js';
+import { csrf, loggedIn } from './support/session.js';
 
 describe('cookies behind a TLS-terminating proxy (BFF_TRUST_PROXY=true)', () => {
   let stack: Stack;
@@ -65,8 +65,7 @@ describe('cookies behind a TLS-terminating proxy (BFF_TRUST_PROXY=true)', () => 
   });
 
   test('the cookie name follows the scheme: a plain-http request reads only the unprefixed name', async () => {
-    const b = new Browser({ tlsOrigins: [stack.bff.url] });
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff, { tlsOrigins: [stack.bff.url] });
     const value = (await b.jar.getCookies(stack.bff.url)).find((c) => c.key === '__Host-coatcheck')!;
     const res = await request(`${stack.bff.url}/bff/user`, {
       headers: { ...csrf, cookie: `coatcheck=${value.value}` },

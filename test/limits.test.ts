@@ -41,8 +41,7 @@ describe('BFF_MAX_BODY_SIZE on API routes', () => {
 
   beforeAll(async () => {
     stack = await startStack({ store: 'memory', env: { BFF_MAX_BODY_SIZE: String(LIMIT) } });
-    alice = new Browser();
-    await alice.login(stack.bff.url);
+    alice = await loggedIn(stack.bff);
     cookie = await alice.jar.getCookieString(stack.bff.url);
   });
   afterAll(async () => {

@@ -9,8 +9,7 @@ let alice: Browser;
 
 beforeAll(async () => {
   stack = await startStack({ env: { BFF_UPSTREAM_TIMEOUT: '0.5' } });
-  alice = new Browser();
-  await alice.login(stack.bff.url);
+  alice = await loggedIn(stack.bff);
 });
 afterAll(async () => {
   await stack?.close();
