@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { CLIENT_ID, signOutAtIdp, startStack, type Stack } from './support/stack.js';
+import { csrf, loggedIn } from './support/session.js';
 
-const csrf = { 'x-csrf': '1' };
 const EVENT = { 'http://schemas.openid.net/event/backchannel-logout': {} };
 let stack: Stack;
 
@@ -45,10 +45,8 @@ async function status(b: Browser, instance: number): Promise<number> {
 }
 
 test('logging out at the IdP makes it post a logout token that ends that session on every replica', async () => {
-  const alice = new Browser();
-  await alice.login(stack.bffs[0]!.url);
-  const other = new Browser();
-  await other.login(stack.bffs[1]!.url);
+  const alice = await loggedIn(stack.bffs[0]!);
+  const other = await loggedIn(stack.bffs[1]!);
   expect(await status(alice, 1)).toBe(200);
 
   await signOutAtIdp(stack, alice);
@@ -61,10 +59,8 @@ test('logging out at the IdP makes it post a logout token that ends that session
 });
 
 test('a token with sub and no sid ends every session of that subject, whichever replica made it', async () => {
-  const one = new Browser();
-  await one.login(stack.bffs[0]!.url);
-  const two = new Browser();
-  await two.login(stack.bffs[1]!.url);
+  const one = await loggedIn(stack.bffs[0]!);
+  const two = await loggedIn(stack.bffs[1]!);
   const session = (await stack.sessionOf(one))!;
 
   const res = await post(form(await stack.idp.sign(claims(), 'logout+jwt')), undefined, 1);
@@ -88,8 +84,7 @@ test('a replayed logout token is refused', async () => {
 describe('invalid logout tokens get 400 with Cache-Control: no-store and end nothing', () => {
   let victim: Browser;
   beforeAll(async () => {
-    victim = new Browser();
-    await victim.login(stack.bffs[0]!.url);
+    victim = await loggedIn(stack.bffs[0]!);
   });
   afterEach(async () => {
     expect(await status(victim, 0)).toBe(200);

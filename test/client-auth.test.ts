@@ -1,8 +1,8 @@
 import { createPrivateKey } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
-import { Browser } from './support/browser.js';
 import { startStack } from './support/stack.js';
+import { advanceToRefresh, csrf, loggedIn } from './support/session.js';
 
 /** Logs in and calls the API: the code exchange is where client authentication happens. */
 async function loginAndCall(
@@ -25,14 +25,12 @@ async function loginAndCall(
   }
   const stack = await startStack({ env, client });
   try {
-    const b = new Browser();
-    await b.login(stack.bff.url);
-    const api = await b.go(`${stack.bff.url}/api/x`, { headers: { 'x-csrf': '1' } });
+    const b = await loggedIn(stack.bff);
+    const api = await b.go(`${stack.bff.url}/api/x`, { headers: csrf });
     expect(api.status).toBe(200);
     // A refresh authenticates the client too.
-    const session = (await stack.sessionOf(b))!;
-    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
-    expect((await b.go(`${stack.bff.url}/api/y`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+    await advanceToRefresh(stack, b);
+    expect((await b.go(`${stack.bff.url}/api/y`, { headers: csrf })).status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(1);
   } finally {
     await stack.close();

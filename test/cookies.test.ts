@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf, loggedIn } from './support/session.js';
 
 describe('cookies behind a TLS-terminating proxy (BFF_TRUST_PROXY=true)', () => {
   let stack: Stack;
@@ -23,7 +24,7 @@ describe('cookies behind a TLS-terminating proxy (BFF_TRUST_PROXY=true)', () => 
     expect(session).toMatch(/; SameSite=Strict/);
     expect(session).toMatch(/; Path=\//);
     expect(session).not.toMatch(/Domain=/i);
-    const user = await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } });
+    const user = await b.go(`${stack.bff.url}/bff/user`, { headers: csrf });
     expect(user.status).toBe(200);
   });
 
@@ -64,16 +65,15 @@ describe('cookies behind a TLS-terminating proxy (BFF_TRUST_PROXY=true)', () => 
   });
 
   test('the cookie name follows the scheme: a plain-http request reads only the unprefixed name', async () => {
-    const b = new Browser({ tlsOrigins: [stack.bff.url] });
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff, { tlsOrigins: [stack.bff.url] });
     const value = (await b.jar.getCookies(stack.bff.url)).find((c) => c.key === '__Host-coatcheck')!;
     const res = await request(`${stack.bff.url}/bff/user`, {
-      headers: { 'x-csrf': '1', cookie: `coatcheck=${value.value}` },
+      headers: { ...csrf, cookie: `coatcheck=${value.value}` },
     });
     await res.body.dump();
     expect(res.statusCode).toBe(200);
     const forged = await request(`${stack.bff.url}/bff/user`, {
-      headers: { 'x-csrf': '1', cookie: `__Host-coatcheck=${value.value}` },
+      headers: { ...csrf, cookie: `__Host-coatcheck=${value.value}` },
     });
     await forged.body.dump();
     expect(forged.statusCode).toBe(401);

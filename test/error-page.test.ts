@@ -30,10 +30,7 @@ describe('a browser navigation that fails gets a readable coatcheck page', () =>
     const b = new Browser();
     const start = await b.go(`${stack.bff.url}/bff/login`, { follow: false, headers: HTML });
     let page = await b.go(String(start.headers.location), { headers: HTML });
-    page = await b.submitForm(page.url, page.text, /<form[^>]*\/login"[\s\S]*?<\/form>/, {
-      username: 'alice',
-      password: 'wonderland',
-    });
+    page = await b.signIn(page);
     // Deny, then follow the redirects as a browser navigation would, up to coatcheck's callback.
     const form = /<form[^>]*\/abort"[\s\S]*?<\/form>/.exec(page.text)!;
     let hop = await b.go(new URL(/action="([^"]+)"/.exec(form[0])![1]!, page.url).href, {

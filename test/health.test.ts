@@ -1,7 +1,7 @@
 import { request } from 'undici';
-import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf, loggedIn } from './support/session.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -19,42 +19,15 @@ async function get(
   return { status: res.statusCode, body: await res.body.json() };
 }
 
-test('GET /healthz answers 200 while the process runs', async () => {
-  expect(await get('/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
-});
-
-test('GET /readyz answers 200 when Redis and the IdP metadata are reachable', async () => {
-  const ready = await get('/readyz');
-  expect(ready.status).toBe(200);
-  expect(ready.body).toMatchObject({ checks: { store: 'ok', idp: 'ok' } });
-});
-
-test('every response carries helmet headers and a request id', async () => {
-  const res = await request(`${stack.bff.url}/healthz`);
-  await res.body.dump();
-  expect(res.headers['x-content-type-options']).toBe('nosniff');
-  expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
-  expect(res.headers['content-security-policy']).toBeDefined();
-  expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-});
-
-test('an unknown path is a 404 JSON error', async () => {
-  expect(await get('/nothing/here')).toEqual({
-    status: 404,
-    body: { error: 'not_found', message: expect.any(String) },
-  });
-});
-
 test('Redis down: /readyz 503, session requests 503 JSON, no crash; Redis back: all good again', async () => {
-  const b = new Browser();
-  await b.login(stack.bff.url);
+  const b = await loggedIn(stack.bff);
   const cookie = await b.jar.getCookieString(stack.bff.url);
   await stack.redis!.stop();
   try {
     const ready = await get('/readyz');
     expect(ready.status).toBe(503);
     expect(ready.body).toMatchObject({ checks: { store: 'unreachable' } });
-    const api = await get('/api/x', { 'x-csrf': '1', cookie });
+    const api = await get('/api/x', { ...csrf, cookie });
     expect(api).toEqual({ status: 503, body: { error: 'store_unavailable', message: expect.any(String) } });
     const login = await get('/bff/login');
     expect(login.status).toBe(503);
@@ -64,10 +37,9 @@ test('Redis down: /readyz 503, session requests 503 JSON, no crash; Redis back: 
   }
   // The restarted Redis is empty (no persistence in tests), so the old session is gone: 401, not 5xx.
   await waitFor(async () => ((await get('/readyz')).status === 200 ? true : undefined), 10_000, 'readiness');
-  expect((await get('/api/x', { 'x-csrf': '1', cookie })).status).toBe(401);
-  const again = new Browser();
-  await again.login(stack.bff.url);
-  expect((await again.go(`${stack.bff.url}/api/x`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+  expect((await get('/api/x', { ...csrf, cookie })).status).toBe(401);
+  const again = await loggedIn(stack.bff);
+  expect((await again.go(`${stack.bff.url}/api/x`, { headers: csrf })).status).toBe(200);
 });
 
 test('IdP down: /readyz 503; IdP back: ready again', async () => {

@@ -11,8 +11,7 @@ import {
   type IdTokenRewrite,
   type TokenRewriter,
 } from './support/token-rewrite.js';
-
-const csrf = { 'x-csrf': '1' };
+import { advanceToRefresh, csrf, loggedIn } from './support/session.js';
 
 describe('ID tokens are verified, not trusted', () => {
   let stack: Stack;
@@ -36,8 +35,7 @@ describe('ID tokens are verified, not trusted', () => {
         'authorization_code',
         resignedByIdp(stack.idp, (c) => ({ ...c, test_marker: 'resigned' })),
       );
-      const b = new Browser();
-      await b.login(stack.bff.url);
+      const b = await loggedIn(stack.bff);
       const me = await user(b);
       expect(me.status).toBe(200);
       expect(JSON.parse(me.text).claims.test_marker).toBe('resigned');
@@ -62,10 +60,8 @@ describe('ID tokens are verified, not trusted', () => {
 
   describe('in a refresh response', () => {
     async function dueSession(): Promise<{ b: Browser; refreshToken: string }> {
-      const b = new Browser();
-      await b.login(stack.bff.url);
-      const s = (await stack.sessionOf(b))!;
-      stack.clock.advance(s.tokens.refreshAt - stack.clock.now() + 1000);
+      const b = await loggedIn(stack.bff);
+      const s = await advanceToRefresh(stack, b);
       return { b, refreshToken: s.tokens.refreshToken! };
     }
 
@@ -162,16 +158,14 @@ describe('IdP signing key rotation', () => {
       if (ctx.path === '/jwks') jwksRequests.push(String(ctx.get('user-agent')));
       await next();
     });
-    const first = new Browser();
-    await first.login(stack.bff.url);
+    const first = await loggedIn(stack.bff);
     expect((await first.go(`${stack.bff.url}/bff/user`, { headers: csrf })).status).toBe(200);
     const fetchesBefore = jwksRequests.length;
 
     const next = await newSigningKey('rotated-1');
     rewriter.publish(next.publicJwk);
     rewriter.set('authorization_code', resignedWith(next));
-    const second = new Browser();
-    await second.login(stack.bff.url);
+    const second = await loggedIn(stack.bff);
     expect((await second.go(`${stack.bff.url}/bff/user`, { headers: csrf })).status).toBe(200);
     expect(jwksRequests.length).toBe(fetchesBefore + 1);
   });
@@ -213,8 +207,7 @@ describe('IdP keys that cannot be fetched', () => {
 
   test('during a refresh: 503, and the session keeps the rotated refresh token, neither ended nor revoked', async () => {
     const rewriter = rewriteTokenResponses(stack.idp);
-    const b = new Browser();
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff);
     const before = (await stack.sessionOf(b))!;
 
     // The IdP rotates its key, and its JWKS is briefly unreachable when the first such token arrives.
@@ -222,7 +215,7 @@ describe('IdP keys that cannot be fetched', () => {
     rewriter.publish(next.publicJwk);
     rewriter.set('refresh_token', resignedWith(next));
     jwksDown = true;
-    stack.clock.advance(before.tokens.refreshAt - stack.clock.now() + 1000);
+    await advanceToRefresh(stack, b);
 
     const during = await b.go(`${stack.bff.url}/api/x`, { headers: csrf });
     expect(during.status).toBe(503);

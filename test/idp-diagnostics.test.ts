@@ -9,8 +9,8 @@ import { MemorySessionStore } from '../src/session/memory-store.js';
 import { Browser } from './support/browser.js';
 import { freePort, waitFor } from './support/ports.js';
 import { CLIENT_ID, CLIENT_SECRET, SESSION_SECRET, startStack, type Stack } from './support/stack.js';
+import { advanceToRefresh, csrf, loggedIn } from './support/session.js';
 
-const csrf = { 'x-csrf': '1' };
 type Line = Record<string, unknown> & { level: number; msg: string };
 const parse = (logs: string[], from = 0): Line[] => logs.slice(from).map((l) => JSON.parse(l) as Line);
 
@@ -56,10 +56,8 @@ describe('each refresh logs one line with its outcome and duration', () => {
   });
 
   async function dueSession(): Promise<Browser> {
-    const b = new Browser();
-    await b.login(stack.bff.url);
-    const s = (await stack.sessionOf(b))!;
-    stack.clock.advance(s.tokens.refreshAt - stack.clock.now() + 1000);
+    const b = await loggedIn(stack.bff);
+    await advanceToRefresh(stack, b);
     return b;
   }
   const refreshLines = (from: number) => parse(stack.bff.logs, from).filter((l) => 'outcome' in l);
@@ -139,10 +137,8 @@ describe('refresh outcomes of the lock: lock_timeout and lost_lock', () => {
   });
 
   test('a waiter past its deadline logs lock_timeout; a holder whose lock lapsed logs lost_lock', async () => {
-    const b = new Browser();
-    await b.login(stack.bffs[1]!.url);
-    const session = (await stack.sessionOf(b, stack.bffs[1]))!;
-    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+    const b = await loggedIn(stack.bffs[1]!);
+    await advanceToRefresh(stack, b, stack.bffs[1]);
     const cookie = await b.jar.getCookieString(stack.bffs[1]!.url);
 
     // Instance 0 takes the lock and holds it…

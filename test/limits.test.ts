@@ -7,9 +7,9 @@ import { startCoatcheck, type Coatcheck } from '../src/start.js';
 import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf, loggedIn } from './support/session.js';
 
 const LIMIT = 1024;
-const csrf = { 'x-csrf': '1' };
 
 /** A raw connection that collects what the server sends and how the connection ended. */
 function open(url: string): Promise<{
@@ -41,8 +41,7 @@ describe('BFF_MAX_BODY_SIZE on API routes', () => {
 
   beforeAll(async () => {
     stack = await startStack({ store: 'memory', env: { BFF_MAX_BODY_SIZE: String(LIMIT) } });
-    alice = new Browser();
-    await alice.login(stack.bff.url);
+    alice = await loggedIn(stack.bff);
     cookie = await alice.jar.getCookieString(stack.bff.url);
   });
   afterAll(async () => {
@@ -136,8 +135,7 @@ describe('BFF_MAX_BODY_SIZE=0', () => {
   test('forwards any body', async () => {
     const stack = await startStack({ store: 'memory', env: { BFF_MAX_BODY_SIZE: '0' } });
     try {
-      const b = new Browser();
-      await b.login(stack.bff.url);
+      const b = await loggedIn(stack.bff);
       const size = 11 * 1024 * 1024;
       const res = await request(`${stack.bff.url}/api/upload`, {
         method: 'POST',

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { Browser, type Page } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf, loggedIn } from './support/session.js';
 
 let stack: Stack;
 let redis: Redis;
@@ -36,47 +37,11 @@ async function startLogin(b: Browser, returnTo?: string): Promise<Page> {
   return page;
 }
 
-/** Follows redirects until the one back to coatcheck's callback, which is returned and not followed. */
-async function untilCallback(
-  b: Browser,
-  url: string,
-  init: { method?: string } = {},
-): Promise<Page | string> {
-  let hop = await b.go(url, { ...init, follow: false });
-  while (hop.status >= 300 && hop.status < 400) {
-    const next = new URL(String(hop.headers.location), hop.url).href;
-    if (next.startsWith(`${stack.bff.url}/bff/callback`)) return next;
-    hop = await b.go(next, { follow: false });
-  }
-  return hop;
-}
-
 /** Signs in and consents at the IdP for a login already started, and stops at the redirect back to coatcheck. */
-async function callbackUrlOf(b: Browser, start: Page): Promise<string> {
-  let at = await untilCallback(b, String(start.headers.location));
-  for (let step = 0; step < 4 && typeof at !== 'string'; step++) {
-    const page: Page = at;
-    const login = /<form[^>]*\/login"[\s\S]*?<\/form>/.exec(page.text);
-    if (login) {
-      const next = await b.submitForm(page.url, page.text, /<form[^>]*\/login"[\s\S]*?<\/form>/, {
-        username: 'alice',
-        password: 'wonderland',
-      });
-      at = next;
-      continue;
-    }
-    const confirm = /<form[^>]*\/confirm"[\s\S]*?<\/form>/.exec(page.text);
-    if (!confirm) break;
-    at = await untilCallback(b, new URL(/action="([^"]+)"/.exec(confirm[0])![1]!, page.url).href, {
-      method: 'POST',
-    });
-  }
-  if (typeof at !== 'string') throw new Error('no callback redirect');
-  return at;
-}
+const callbackUrlOf = (b: Browser, start: Page): Promise<string> => b.callbackUrl(start, stack.bff.url);
 
 async function userStatus(b: Browser): Promise<number> {
-  return (await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } })).status;
+  return (await b.go(`${stack.bff.url}/bff/user`, { headers: csrf })).status;
 }
 
 async function copyLoginCookies(from: Browser, to: Browser): Promise<void> {
@@ -166,8 +131,7 @@ describe('login starts keep no server-side state', () => {
   });
 
   test("a login started by a signed-in browser does not show the current session's storage key", async () => {
-    const b = new Browser();
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff);
     const key = (await stack.sessionOf(b))!.key;
     const set = loginCookieSet(await startLogin(b));
     expect(set).not.toContain(key);

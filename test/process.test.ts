@@ -8,6 +8,7 @@ import { freePort, waitFor } from './support/ports.js';
 import { startRedis, type TestRedis } from './support/redis.js';
 import { ALICE, AUDIENCE, CLIENT_ID, CLIENT_SECRET, SESSION_SECRET } from './support/stack.js';
 import { startUpstream, type TestUpstream } from './support/upstream.js';
+import { csrf, loggedIn } from './support/session.js';
 
 /** The real entry point, as `npm start` runs it: compiled, in its own process, configured by environment. */
 beforeAll(() => {
@@ -257,7 +258,7 @@ describe('a configured process', () => {
     const b = new Browser();
     const landed = await b.login(url);
     expect(landed.history).toContain(`${url}/`);
-    const api = await b.go(`${url}/api/hello`, { headers: { 'x-csrf': '1' } });
+    const api = await b.go(`${url}/api/hello`, { headers: csrf });
     expect(api.status).toBe(200);
     expect(String(upstream.requests.at(-1)!.headers.authorization)).toMatch(/^Bearer ey/);
     // Logs are JSON lines with request ids.
@@ -280,17 +281,23 @@ describe('a configured process', () => {
   });
 
   test('SIGTERM stops accepting, lets the in-flight request finish, closes Redis and exits 0', async () => {
-    const b = new Browser();
-    await b.login(url);
+    const b = await loggedIn(url);
     const cookie = await b.jar.getCookieString(url);
-    const inflight = request(`${url}/api/slow?ms=700`, { headers: { 'x-csrf': '1', cookie } });
+    const inflight = request(`${url}/api/gate/slow`, { headers: { ...csrf, cookie } });
     await waitFor(
-      () => (upstream.requests.some((r) => r.url.includes('/slow')) ? true : undefined),
+      () => (upstream.requests.some((r) => r.url.includes('/gate/slow')) ? true : undefined),
       5000,
       'upstream',
     );
     const exited = once(proc.child, 'exit');
     proc.child.kill('SIGTERM');
+    // The upstream answers only once the drain has begun, so the request is still in flight then.
+    await waitFor(
+      () => (proc.out().includes('shutting down: draining in-flight requests') ? true : undefined),
+      5000,
+      'the drain',
+    );
+    upstream.openGate('slow');
     const res = await inflight;
     expect(res.statusCode).toBe(200);
     expect(await res.body.text()).toBe('slow');

@@ -2,15 +2,14 @@ import { connect } from 'node:net';
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf, loggedIn } from './support/session.js';
 
 let stack: Stack;
 let alice: Browser;
-const csrf = { 'x-csrf': '1' };
 
 beforeAll(async () => {
   stack = await startStack({ env: { BFF_UPSTREAM_TIMEOUT: '0.5' } });
-  alice = new Browser();
-  await alice.login(stack.bff.url);
+  alice = await loggedIn(stack.bff);
 });
 afterAll(async () => {
   await stack?.close();
@@ -57,12 +56,6 @@ describe('API routes: guards', () => {
     expect(wrong.status).toBe(403);
   });
 
-  test('401 JSON without a valid session', async () => {
-    const page = await new Browser().go(`${stack.bff.url}/api/things`, { headers: csrf });
-    expect(page.status).toBe(401);
-    expect(JSON.parse(page.text)).toEqual({ error: 'unauthenticated', message: expect.any(String) });
-  });
-
   test.each([
     ['garbage', 'coatcheck=%%%garbage%%%'],
     ['a forged signature', 'coatcheck=abc.def'],
@@ -77,11 +70,9 @@ describe('API routes: guards', () => {
   test('a cookie header too large for HTTP gets a 4xx from the server, and it keeps serving', async () => {
     const res = await request(`${stack.bff.url}/api/things`, {
       headers: { ...csrf, cookie: `coatcheck=${'a'.repeat(20_000)}` },
-    }).catch(() => undefined);
-    if (res) {
-      await res.body.dump();
-      expect(res.statusCode).toBe(431);
-    }
+    });
+    await res.body.dump();
+    expect(res.statusCode).toBe(431);
     const health = await request(`${stack.bff.url}/healthz`);
     await health.body.dump();
     expect(health.statusCode).toBe(200);
@@ -219,18 +210,6 @@ describe('API routes: forwarding', () => {
     expect(got['x-user-agent-hint']).toBe('kept');
   });
 
-  test.each(['TRACE', 'PROPFIND', 'SEARCH'])(
-    '%s gets 405 JSON with Allow, and never reaches the upstream',
-    async (method) => {
-      const before = stack.upstream.requests.length;
-      const page = await alice.go(`${stack.bff.url}/api/things`, { method, headers: csrf });
-      expect(page.status).toBe(405);
-      expect(page.headers.allow).toBe('GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
-      expect(JSON.parse(page.text)).toMatchObject({ error: 'method_not_allowed' });
-      expect(stack.upstream.requests.length).toBe(before);
-    },
-  );
-
   test.each(['POST', 'PUT', 'PATCH', 'DELETE'])('%s keeps method, body and content type', async (method) => {
     const body = JSON.stringify({ hello: 'world', method });
     const page = await alice.go(`${stack.bff.url}/api/items/7?x=1`, {
@@ -359,8 +338,7 @@ describe('API routes: upstream failures', () => {
       env: { BFF_ROUTES: JSON.stringify([{ path: '/api', target: 'http://127.0.0.1:1/v1' }]) },
     });
     try {
-      const b = new Browser();
-      await b.login(closed.bff.url);
+      const b = await loggedIn(closed.bff);
       const page = await b.go(`${closed.bff.url}/api/things`, { headers: csrf });
       expect(page.status).toBe(502);
       expect(JSON.parse(page.text).error).toBe('upstream_unreachable');
@@ -372,8 +350,7 @@ describe('API routes: upstream failures', () => {
 
 describe('refresh before forwarding (single request)', () => {
   test('an access token within the skew of expiry is refreshed first, and the new token is valid', async () => {
-    const b = new Browser();
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff);
     await b.go(`${stack.bff.url}/api/first`, { headers: csrf });
     const firstToken = String(lastUpstream().headers.authorization);
     const session = (await stack.sessionOf(b))!;

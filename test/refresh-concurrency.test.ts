@@ -1,7 +1,7 @@
 import { request } from 'undici';
-import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { startStack, type Stack } from './support/stack.js';
+import { advanceToRefresh, csrf, loggedIn } from './support/session.js';
 
 /** Releasable stall for the lock holder, so a test can freeze a refresh in flight. */
 function stall() {
@@ -30,20 +30,18 @@ describe('exactly one refresh per expiry, across replicas', () => {
   });
 
   test('100 concurrent calls of one session over two instances, over 3 expiries: all 200, 1 refresh each, no reuse', async () => {
-    const b = new Browser();
-    await b.login(stack.bffs[0]!.url);
+    const b = await loggedIn(stack.bffs[0]!);
     const cookie = await b.jar.getCookieString(stack.bffs[0]!.url);
     const start = { ...stack.idp.counters, grantErrors: [...stack.idp.counters.grantErrors] };
     const tokensPerRound: Set<string>[] = [];
 
     for (let round = 1; round <= 3; round++) {
-      const session = (await stack.sessionOf(b))!;
-      stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+      await advanceToRefresh(stack, b);
       const before = stack.upstream.requests.length;
       const results = await Promise.all(
         Array.from({ length: 100 }, async (_, i) => {
           const res = await request(`${stack.bffs[i % 2]!.url}/api/round/${round}/${i}`, {
-            headers: { 'x-csrf': '1', cookie },
+            headers: { ...csrf, cookie },
           });
           await res.body.dump();
           return res.statusCode;
@@ -62,16 +60,14 @@ describe('exactly one refresh per expiry, across replicas', () => {
     expect(stack.idp.counters.grantsRevoked).toBe(start.grantsRevoked);
     expect(stack.idp.counters.grantErrors).toEqual(start.grantErrors);
     // The session is alive and well after all that.
-    expect((await b.go(`${stack.bffs[1]!.url}/bff/user`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+    expect((await b.go(`${stack.bffs[1]!.url}/bff/user`, { headers: csrf })).status).toBe(200);
   });
 
   test('a request that read the token set before a refresh uses the stored result instead of refreshing again', async () => {
-    const b = new Browser();
-    await b.login(stack.bffs[0]!.url);
-    const stale = (await stack.sessionOf(b))!;
-    stack.clock.advance(stale.tokens.refreshAt - stack.clock.now() + 1000);
+    const b = await loggedIn(stack.bffs[0]!);
+    const stale = await advanceToRefresh(stack, b);
     const refreshes = stack.idp.counters.refreshGrants;
-    expect((await b.go(`${stack.bffs[1]!.url}/api/x`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+    expect((await b.go(`${stack.bffs[1]!.url}/api/x`, { headers: csrf })).status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 1);
 
     // `stale` still holds the old, due token set, as a slow request on another replica would.
@@ -82,21 +78,22 @@ describe('exactly one refresh per expiry, across replicas', () => {
   });
 
   test('stale-write race: a slow request that loaded the session before a refresh finishes after it; the next refresh still succeeds', async () => {
-    const b = new Browser();
-    await b.login(stack.bffs[0]!.url);
+    const b = await loggedIn(stack.bffs[0]!);
     const cookie = await b.jar.getCookieString(stack.bffs[0]!.url);
-    const session = (await stack.sessionOf(b))!;
 
     // The slow request loads the session now and finishes after the refresh below.
-    const slow = request(`${stack.bffs[0]!.url}/api/slow?ms=400`, { headers: { 'x-csrf': '1', cookie } });
-    await waitFor(() => (stack.upstream.requests.some((r) => r.url.includes('/slow')) ? true : undefined));
+    const slow = request(`${stack.bffs[0]!.url}/api/gate/stale-write`, { headers: { ...csrf, cookie } });
+    await waitFor(() =>
+      stack.upstream.requests.some((r) => r.url.includes('/gate/stale-write')) ? true : undefined,
+    );
 
-    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+    await advanceToRefresh(stack, b);
     const refreshes = stack.idp.counters.refreshGrants;
-    expect((await b.go(`${stack.bffs[1]!.url}/api/during`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+    expect((await b.go(`${stack.bffs[1]!.url}/api/during`, { headers: csrf })).status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 1);
     const rotated = (await stack.sessionOf(b))!.tokens.refreshToken;
 
+    stack.upstream.openGate('stale-write');
     const slowRes = await slow;
     await slowRes.body.dump();
     expect(slowRes.statusCode).toBe(200);
@@ -104,9 +101,8 @@ describe('exactly one refresh per expiry, across replicas', () => {
     expect((await stack.sessionOf(b))!.tokens.refreshToken).toBe(rotated);
 
     // …so the next expiry refreshes with the current token, and the IdP sees no reuse.
-    const now = (await stack.sessionOf(b))!;
-    stack.clock.advance(now.tokens.refreshAt - stack.clock.now() + 1000);
-    expect((await b.go(`${stack.bffs[0]!.url}/api/after`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+    await advanceToRefresh(stack, b);
+    expect((await b.go(`${stack.bffs[0]!.url}/api/after`, { headers: csrf })).status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 2);
     expect(stack.idp.counters.refreshReuse).toBe(0);
     expect(stack.idp.counters.grantsRevoked).toBe(0);
@@ -129,14 +125,12 @@ describe('the lock holder dies mid-refresh', () => {
   });
 
   test('the other instance takes over after the lock TTL and refreshes exactly once', async () => {
-    const b = new Browser();
-    await b.login(stack.bffs[1]!.url);
+    const b = await loggedIn(stack.bffs[1]!);
     const cookie = await b.jar.getCookieString(stack.bffs[1]!.url);
-    const session = (await stack.sessionOf(b, stack.bffs[1]))!;
-    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+    const session = await advanceToRefresh(stack, b, stack.bffs[1]);
 
     // Instance 0 takes the lock and stalls before calling the IdP…
-    const doomed = request(`${stack.bffs[0]!.url}/api/doomed`, { headers: { 'x-csrf': '1', cookie } }).catch(
+    const doomed = request(`${stack.bffs[0]!.url}/api/doomed`, { headers: { ...csrf, cookie } }).catch(
       (err: Error) => err,
     );
     await stalled.entered;
@@ -145,7 +139,7 @@ describe('the lock holder dies mid-refresh', () => {
     expect(await doomed).toBeInstanceOf(Error);
 
     const refreshes = stack.idp.counters.refreshGrants;
-    const page = await b.go(`${stack.bffs[1]!.url}/api/survivor`, { headers: { 'x-csrf': '1' } });
+    const page = await b.go(`${stack.bffs[1]!.url}/api/survivor`, { headers: csrf });
     expect(page.status).toBe(200);
     expect(stack.idp.counters.refreshGrants).toBe(refreshes + 1);
     expect(stack.idp.counters.refreshReuse).toBe(0);

@@ -1,7 +1,6 @@
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
-
-const csrf = { 'x-csrf': '1' };
+import { advanceToRefresh, csrf, loggedIn } from './support/session.js';
 
 describe('refresh failures', () => {
   let stack: Stack;
@@ -13,21 +12,18 @@ describe('refresh failures', () => {
   });
 
   async function dueSession(): Promise<Browser> {
-    const b = new Browser();
-    await b.login(stack.bff.url);
-    const s = (await stack.sessionOf(b))!;
-    stack.clock.advance(s.tokens.refreshAt - stack.clock.now() + 1000);
+    const b = await loggedIn(stack.bff);
+    await advanceToRefresh(stack, b);
     return b;
   }
 
   test('invalid_grant (the grant was revoked at the IdP) ends the session: 401 here and on /bff/user', async () => {
-    const b = new Browser();
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff);
     const session = (await stack.sessionOf(b))!;
     const rt = await stack.idp.provider.RefreshToken.find(session.tokens.refreshToken!);
     const grant = await stack.idp.provider.Grant.find(rt!.grantId!);
     await grant!.destroy();
-    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+    await advanceToRefresh(stack, b);
 
     const api = await b.go(`${stack.bff.url}/api/x`, { headers: csrf });
     expect(api.status).toBe(401);
@@ -68,8 +64,7 @@ describe('refresh failures', () => {
   });
 
   test('an upstream 401 is passed through and does not trigger a refresh', async () => {
-    const b = new Browser();
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff);
     const refreshes = stack.idp.counters.refreshGrants;
     for (let i = 0; i < 3; i++) {
       const page = await b.go(`${stack.bff.url}/api/status/401`, { headers: csrf });
@@ -90,8 +85,7 @@ describe('a grant without a refresh token', () => {
   });
 
   test('uses its access token until it expires, then the session ends', async () => {
-    const b = new Browser();
-    await b.login(stack.bff.url);
+    const b = await loggedIn(stack.bff);
     const session = (await stack.sessionOf(b))!;
     expect(session.tokens.refreshToken).toBeUndefined();
 

@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
 import { CLIENT_SECRET, startStack, type Stack } from './support/stack.js';
+import { advanceToRefresh, csrf, loggedIn } from './support/session.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -25,16 +26,15 @@ test('no token, client secret or session id appears in anything sent to the brow
   };
   const loginPage = await b.login(stack.bff.url);
   record(loginPage);
-  record(await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } }));
-  record(await b.go(`${stack.bff.url}/api/things`, { headers: { 'x-csrf': '1' } }));
-  record(await b.go(`${stack.bff.url}/api/status/401`, { headers: { 'x-csrf': '1' } }));
+  record(await b.go(`${stack.bff.url}/bff/user`, { headers: csrf }));
+  record(await b.go(`${stack.bff.url}/api/things`, { headers: csrf }));
+  record(await b.go(`${stack.bff.url}/api/status/401`, { headers: csrf }));
   // Force a refresh so rotated tokens are covered too.
-  const before = (await stack.sessionOf(b))!;
-  stack.clock.advance(before.tokens.refreshAt - stack.clock.now() + 1000);
-  record(await b.go(`${stack.bff.url}/api/things`, { headers: { 'x-csrf': '1' } }));
+  const before = await advanceToRefresh(stack, b);
+  record(await b.go(`${stack.bff.url}/api/things`, { headers: csrf }));
   const after = (await stack.sessionOf(b))!;
   expect(after.tokens.accessToken).not.toBe(before.tokens.accessToken);
-  const logoutUrl = JSON.parse((await b.go(`${stack.bff.url}/bff/user`, { headers: { 'x-csrf': '1' } })).text)
+  const logoutUrl = JSON.parse((await b.go(`${stack.bff.url}/bff/user`, { headers: csrf })).text)
     .logoutUrl as string;
   const logout = await b.go(`${stack.bff.url}${logoutUrl}`, { follow: false });
   seen.push(...logout.bodies);
@@ -81,15 +81,13 @@ test('no token, client secret or session id appears in anything sent to the brow
 });
 
 test('the session cookie carries only an opaque signed id, not a token', async () => {
-  const b = new Browser();
-  await b.login(stack.bff.url);
+  const b = await loggedIn(stack.bff);
   const cookie = (await b.jar.getCookies(stack.bff.url)).find((c) => c.key === 'coatcheck')!;
   expect(decodeURIComponent(cookie.value)).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9+/]{43}$/);
 });
 
 test('a Redis dump reveals no token and no session id', async () => {
-  const b = new Browser();
-  await b.login(stack.bff.url);
+  const b = await loggedIn(stack.bff);
   const session = (await stack.sessionOf(b))!;
   const { Redis } = await import('ioredis');
   const redis = new Redis(stack.redis!.url);
@@ -132,10 +130,9 @@ test('logging the usual suspects by hand is redacted too', async () => {
 });
 
 test('the upstream never receives coatcheck cookies', async () => {
-  const b = new Browser();
-  await b.login(stack.bff.url);
+  const b = await loggedIn(stack.bff);
   const res = await request(`${stack.bff.url}/api/x`, {
-    headers: { 'x-csrf': '1', cookie: await b.jar.getCookieString(stack.bff.url) },
+    headers: { ...csrf, cookie: await b.jar.getCookieString(stack.bff.url) },
   });
   await res.body.dump();
   expect(String(stack.upstream.requests.at(-1)!.headers.cookie ?? '')).not.toContain('coatcheck');

@@ -8,6 +8,7 @@ import type { InvalidationFeed } from '../src/session/store.js';
 import { Browser } from './support/browser.js';
 import { waitFor } from './support/ports.js';
 import { signOutAtIdp, startStack, type Stack } from './support/stack.js';
+import { csrf, loggedIn } from './support/session.js';
 
 /** A TCP proxy to Redis that can make its open connections go silent while new ones still work. */
 async function blackholeProxy(target: number): Promise<{
@@ -41,7 +42,6 @@ async function blackholeProxy(target: number): Promise<{
   };
 }
 
-const csrf = { 'x-csrf': '1' };
 let stack: Stack;
 let redis: Redis;
 
@@ -80,21 +80,20 @@ async function api(instance: number, cookie: string, path = '/api/x'): Promise<n
   return res.statusCode;
 }
 
-async function loggedIn(): Promise<{ b: Browser; cookie: string }> {
-  const b = new Browser();
-  await b.login(stack.bffs[0]!.url);
+async function loggedInWithCookie(): Promise<{ b: Browser; cookie: string }> {
+  const b = await loggedIn(stack.bffs[0]!);
   return { b, cookie: await b.jar.getCookieString(stack.bffs[0]!.url) };
 }
 
 test('steady state: repeated API calls of a session cost one Redis round trip, then none', async () => {
-  const { cookie } = await loggedIn();
+  const { cookie } = await loggedInWithCookie();
   const before = await loads();
   for (let i = 0; i < 20; i++) expect(await api(1, cookie)).toBe(200);
   expect((await loads()) - before).toBe(1);
 });
 
 test('a logout through one replica ends the session on another at once, though it had it cached', async () => {
-  const { b, cookie } = await loggedIn();
+  const { b, cookie } = await loggedInWithCookie();
   expect(await api(1, cookie)).toBe(200);
   const cached = await loads();
   expect(await api(1, cookie)).toBe(200);
@@ -109,14 +108,14 @@ test('a logout through one replica ends the session on another at once, though i
 });
 
 test('a back-channel logout from the IdP ends a session another replica had cached, at once', async () => {
-  const { b, cookie } = await loggedIn();
+  const { b, cookie } = await loggedInWithCookie();
   expect(await api(1, cookie)).toBe(200);
   await signOutAtIdp(stack, b);
   expect(await api(1, cookie)).toBe(401);
 });
 
 test('tokens written by one replica are used by another at once', async () => {
-  const { b, cookie } = await loggedIn();
+  const { b, cookie } = await loggedInWithCookie();
   expect(await api(1, cookie)).toBe(200);
   const session = (await stack.sessionOf(b))!;
   const rotated = { ...session.tokens, accessToken: 'rotated-by-another-replica' };
@@ -126,7 +125,7 @@ test('tokens written by one replica are used by another at once', async () => {
 });
 
 test('an interrupted subscription empties the cache: a change it could have missed is seen once it is back', async () => {
-  const { b, cookie } = await loggedIn();
+  const { b, cookie } = await loggedInWithCookie();
   expect(await api(1, cookie)).toBe(200);
   const session = (await stack.sessionOf(b))!;
   // A change no replica hears about (made behind coatcheck's back): the cache alone cannot know.
@@ -142,7 +141,7 @@ test('an interrupted subscription empties the cache: a change it could have miss
   await feedOf(1).whenLive();
   expect(await api(1, cookie)).toBe(401);
   // And it caches again once live.
-  const again = await loggedIn();
+  const again = await loggedInWithCookie();
   expect(await api(1, again.cookie)).toBe(200);
   const before = await loads();
   expect(await api(1, again.cookie)).toBe(200);

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { Browser } from './support/browser.js';
 import { startStack, type Stack } from './support/stack.js';
+import { csrf, loggedIn } from './support/session.js';
 
-const csrf = { 'x-csrf': '1' };
 let stack: Stack;
 let redis: Redis;
 
@@ -23,8 +23,7 @@ async function user(b: Browser): Promise<{ status: number; expiresAt?: number }>
 }
 
 test('idle timeout: each use extends the session; unused for the idle time, it is gone', async () => {
-  const b = new Browser();
-  await b.login(stack.bff.url);
+  const b = await loggedIn(stack.bff);
   // 40 s apart: each under the 60 s idle timeout, together past it, and short of the 150 s absolute limit.
   for (let i = 0; i < 2; i++) {
     stack.clock.advance(40_000);
@@ -39,8 +38,7 @@ test('idle timeout: each use extends the session; unused for the idle time, it i
 });
 
 test('absolute timeout: an active session still ends, and sessionExpiresAt says when', async () => {
-  const b = new Browser();
-  await b.login(stack.bff.url);
+  const b = await loggedIn(stack.bff);
   const createdAt = stack.clock.now();
   stack.clock.advance(50_000);
   expect((await user(b)).status).toBe(200);
@@ -55,8 +53,7 @@ test('absolute timeout: an active session still ends, and sessionExpiresAt says 
 });
 
 test('the Redis keys expire with the session', async () => {
-  const b = new Browser();
-  await b.login(stack.bff.url);
+  const b = await loggedIn(stack.bff);
   const session = (await stack.sessionOf(b))!;
   const keys = await redis.keys('coatcheck:*');
   const sessionKey = `coatcheck:s:${session.key}`;

@@ -123,6 +123,11 @@ export class Browser {
     });
   }
 
+  /** Submits the IdP's sign-in form shown on `page`. */
+  async signIn(page: Page, username = 'alice', password = 'wonderland'): Promise<Page> {
+    return this.submitForm(page.url, page.text, /<form[^>]*\/login"[\s\S]*?<\/form>/, { username, password });
+  }
+
   /** Signs in and consents on the IdP's pages, starting from whatever page the authorize redirect showed. */
   async finishAtIdp(start: Page, username = 'alice', password = 'wonderland'): Promise<Page> {
     let page = start;
@@ -130,10 +135,7 @@ export class Browser {
     const bodies = [...page.bodies];
     for (let step = 0; step < 4; step++) {
       if (page.text.includes('name="password"')) {
-        page = await this.submitForm(page.url, page.text, /<form[^>]*\/login"[\s\S]*?<\/form>/, {
-          username,
-          password,
-        });
+        page = await this.signIn(page, username, password);
       } else if (page.text.includes('/confirm"')) {
         page = await this.submitForm(page.url, page.text, /<form[^>]*\/confirm"[\s\S]*?<\/form>/, {});
       } else {
@@ -152,5 +154,47 @@ export class Browser {
   ): Promise<Page> {
     const start = `${bffUrl}/bff/login${opts.returnTo ? `?returnTo=${encodeURIComponent(opts.returnTo)}` : ''}`;
     return this.finishAtIdp(await this.go(start), opts.username, opts.password);
+  }
+
+  /**
+   * Signs in and consents at the IdP for a login already started (`start` is coatcheck's unfollowed
+   * redirect to the IdP) and stops at the IdP's redirect back to `bffUrl`'s callback, returning that
+   * URL unvisited, so a test can replay it, delay it or take it to another browser.
+   */
+  async callbackUrl(start: Page, bffUrl: string): Promise<string> {
+    let at = await this.untilCallback(String(start.headers.location), bffUrl);
+    for (let step = 0; step < 4 && typeof at !== 'string'; step++) {
+      const page: Page = at;
+      if (/<form[^>]*\/login"[\s\S]*?<\/form>/.test(page.text)) {
+        at = await this.signIn(page);
+        continue;
+      }
+      const confirm = /<form[^>]*\/confirm"[\s\S]*?<\/form>/.exec(page.text);
+      if (!confirm) break;
+      at = await this.untilCallback(
+        new URL(/action="([^"]+)"/.exec(confirm[0])![1]!, page.url).href,
+        bffUrl,
+        {
+          method: 'POST',
+        },
+      );
+    }
+    if (typeof at !== 'string') throw new Error('no callback redirect');
+    return at;
+  }
+
+  /** Follows redirects until the one back to coatcheck's callback, which is returned and not followed. */
+  private async untilCallback(
+    url: string,
+    bffUrl: string,
+    init: { method?: string } = {},
+  ): Promise<Page | string> {
+    let hop = await this.go(url, { ...init, follow: false });
+    while (hop.status >= 300 && hop.status < 400) {
+      const next = new URL(String(hop.headers.location), hop.url).href;
+      if (next.startsWith(`${bffUrl}/bff/callback`)) return next;
+      hop = await this.go(next, { follow: false });
+    }
+    return hop;
   }
 }

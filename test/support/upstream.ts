@@ -14,12 +14,15 @@ export interface TestUpstream {
   /** Every request whose head arrived, whole or not; and those whose client went away mid-body. */
   readonly counts: { started: number; aborted: number };
   readonly server: Server;
+  /** Lets the requests held at `/gate/<id>` answer (and any that arrive later), with `id` as the body. */
+  openGate(id: string): void;
   close(): Promise<void>;
 }
 
 /**
  * A real HTTP API that records what it receives. Paths:
  *  /slow?ms=N  answers after N ms (the upstream's own behaviour, used to provoke 504s);
+ *  /gate/<id>  holds its answer until the test calls openGate(id), so "still in flight" needs no timing;
  *  /big?bytes=N  streams N bytes; /status/N  answers with status N;
  *  /cache-lines  sends Cache-Control as two lines; /cache-qualified-private  a qualified `private`;
  *  /early  starts its answer at once, before reading the body; anything else echoes JSON.
@@ -27,6 +30,17 @@ export interface TestUpstream {
 export async function startUpstream(): Promise<TestUpstream> {
   const requests: Recorded[] = [];
   const counts = { started: 0, aborted: 0 };
+  const gates = new Map<string, { opened: Promise<void>; open: () => void }>();
+  const gate = (id: string) => {
+    let g = gates.get(id);
+    if (!g) {
+      let open!: () => void;
+      const opened = new Promise<void>((resolve) => (open = resolve));
+      g = { opened, open };
+      gates.set(id, g);
+    }
+    return g;
+  };
   const server = createServer((req, res) => {
     counts.started++;
     req.on('close', () => {
@@ -44,6 +58,12 @@ export async function startUpstream(): Promise<TestUpstream> {
       requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
       if (url.pathname.endsWith('/slow')) {
         setTimeout(() => res.end('slow'), Number(url.searchParams.get('ms') ?? 1000));
+        return;
+      }
+      const gated = /\/gate\/([^/]+)$/.exec(url.pathname);
+      if (gated) {
+        const id = gated[1]!;
+        void gate(id).opened.then(() => res.end(id));
         return;
       }
       const status = /\/status\/(\d{3})$/.exec(url.pathname);
@@ -123,6 +143,9 @@ export async function startUpstream(): Promise<TestUpstream> {
     requests,
     counts,
     server,
+    openGate(id) {
+      gate(id).open();
+    },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
