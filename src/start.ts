@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { createApp } from './app.js';
+import { createApp, type App } from './app.js';
 import { describeConfig } from './config/describe.js';
 import { ConfigError, type Config } from './config/load.js';
 import type { AppContext } from './context.js';
@@ -36,6 +36,8 @@ export interface Coatcheck {
   readonly server: Server;
   readonly store: SessionStore;
   readonly context: AppContext;
+  /** The request listener the server runs; in-process tests (supertest) call it without a socket. */
+  readonly app: App;
   /**
    * Stops accepting, drains in-flight requests for up to `graceMs`, then closes the upstream pool
    * and last the store, which in-flight requests still use. Calling it again waits for the same stop.
@@ -129,6 +131,7 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
     server,
     store,
     context,
+    app,
     close(graceMs = SHUTDOWN_GRACE_MS) {
       stopped ??= stop(graceMs);
       return stopped;

@@ -31,8 +31,8 @@ export interface Bff {
   readonly url: string;
   /** The running instance, started by the same wiring as main.ts. */
   readonly coatcheck: Coatcheck;
-  /** The app's context (sessions, refresher, cache), as tests reach it. */
-  readonly app: Pick<App, 'context'>;
+  /** The request listener, with its context (sessions, refresher, cache), as tests reach it. */
+  readonly app: App;
   readonly config: Config;
   readonly store: SessionStore;
   /** Every log line this instance wrote, for leak checks. */
@@ -157,7 +157,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     bffs.push({
       url,
       coatcheck,
-      app: { context: coatcheck.context },
+      app: coatcheck.app,
       config,
       store: coatcheck.store,
       logs,
