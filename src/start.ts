@@ -23,7 +23,11 @@ export async function startCoatcheck(config: Config, log: Logger): Promise<Coatc
   for (const warning of config.warnings) log.warn(warning);
   let store: SessionStore;
   if (config.store.kind === 'redis') {
-    const redisStore = new RedisSessionStore(config.store.url);
+    const redisStore = new RedisSessionStore(config.store, {
+      prefix: config.store.keyPrefix,
+      waitTimeoutMs: config.store.waitTimeoutMs,
+      log,
+    });
     const reachable = await redisStore.ready().then(
       () => true,
       (err: unknown) => {
