@@ -68,8 +68,6 @@ export function connectRedis(target: RedisTarget, overrides: RedisOptions = {}):
       sentinelPassword: urls[0]?.password ? decodeURIComponent(urls[0].password) : undefined,
       // Data nodes and sentinels share the scheme: a deployment that encrypts one encrypts both.
       ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
-      // Hear of a +switch-master at once, not only when the old master's connection breaks.
-      failoverDetector: true,
       ...overrides,
     });
   }
