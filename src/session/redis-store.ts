@@ -1,4 +1,4 @@
-import type { RedisOptions } from 'ioredis';
+import { Cluster, type Redis, type RedisOptions } from 'ioredis';
 import { BffError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
@@ -133,7 +133,7 @@ interface Scripts {
 
 type ScriptedRedis = RedisClient & Scripts;
 
-interface WritePipeline {
+interface WriteScript {
   ccWriteTokens(
     key: string,
     expected: number,
@@ -141,11 +141,7 @@ interface WritePipeline {
     next: number,
     channel: string,
     id: string,
-  ): WritePipeline;
-  role(): WritePipeline;
-  exists(key: string): WritePipeline;
-  call(command: string, ...args: (string | number)[]): WritePipeline;
-  exec(): Promise<[Error | null, unknown][] | null>;
+  ): Promise<number>;
 }
 
 function storeError(cause: unknown): BffError {
@@ -171,6 +167,25 @@ async function execAll(batch: { exec(): Promise<[Error | null, unknown][] | null
   const failed = results.find(([err]) => err);
   if (failed) throw storeError(failed[0]);
   return results.map(([, value]) => value);
+}
+
+/** CRC16/XMODEM, as Redis Cluster hashes keys into slots. */
+function crc16(text: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(text)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** The cluster slot of a session's keys: they all carry the storage id as their hash tag. */
+const slotOf = (storageId: string): number => crc16(storageId) % 16384;
+
+/** The cluster client's own connection to the master it currently routes the slot to. */
+function masterConnection(cluster: Cluster, slot: number): Redis | undefined {
+  const nodeKey = cluster.slots[slot]?.[0];
+  return cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
 }
 
 /** How many replicas a ROLE reply lists; 0 for anything but a master. */
@@ -347,31 +362,36 @@ export class RedisSessionStore implements SessionStore {
    */
   async writeTokens(key: string, expectedVersion: number, tokens: string): Promise<boolean> {
     const sessionKey = this.sessionKey(KEY.session, key);
-    // ROLE rides along on the same connection (the key's master on a cluster): one round trip.
-    const [written, role] = await execAll(
-      (this.writer.pipeline() as unknown as WritePipeline)
-        .ccWriteTokens(sessionKey, expectedVersion, tokens, expectedVersion + 1, this.channel, key)
-        .role(),
+    const written = await guard(
+      (this.writer as RedisClient & WriteScript).ccWriteTokens(
+        sessionKey,
+        expectedVersion,
+        tokens,
+        expectedVersion + 1,
+        this.channel,
+        key,
+      ),
     );
     const ok = written === 1;
     // This process's cache drops its copy now, not a round trip later when the message comes back.
     if (ok) this.feed?.dropLocally(key);
-    if (ok && this.waitTimeoutMs > 0 && replicaCount(role) > 0) await this.waitForReplica(sessionKey);
+    if (ok && this.waitTimeoutMs > 0) await this.waitForReplica(key);
     return ok;
   }
 
-  /** WAIT on the writer's connection to the key's master; the EXISTS only routes it there on a cluster. */
-  private async waitForReplica(sessionKey: string): Promise<void> {
+  /**
+   * WAIT on the connection that wrote: the writer itself, or on a cluster the writer's connection to
+   * the master of the session's slot. The write stands whatever happens here.
+   */
+  private async waitForReplica(key: string): Promise<void> {
+    const connection =
+      this.writer instanceof Cluster ? masterConnection(this.writer, slotOf(key)) : this.writer;
     let acknowledged = 0;
     try {
-      const [, acks] = await execAll(
-        (this.writer.pipeline() as unknown as WritePipeline)
-          .exists(sessionKey)
-          .call('WAIT', 1, this.waitTimeoutMs),
-      );
-      acknowledged = Number(acks);
+      if (!connection || replicaCount(await connection.role()) === 0) return;
+      acknowledged = Number(await connection.call('WAIT', 1, this.waitTimeoutMs));
     } catch {
-      // The write itself succeeded; a failed WAIT counts as one that ran out.
+      // A failed WAIT counts as one that ran out.
     }
     if (acknowledged >= 1) return;
     this.waitTimeouts++;
