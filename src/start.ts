@@ -53,7 +53,11 @@ async function openStore(config: Config, log: Logger, now: () => number): Promis
     );
     return new MemorySessionStore(now);
   }
-  const store = new RedisSessionStore(config.store.url);
+  const store = new RedisSessionStore(config.store, {
+    prefix: config.store.keyPrefix,
+    waitTimeoutMs: config.store.waitTimeoutMs,
+    log,
+  });
   const reachable = await store.ready().then(
     () => true,
     (err: unknown) => {
@@ -67,7 +71,12 @@ async function openStore(config: Config, log: Logger, now: () => number): Promis
   const problem = reachable ? await store.accessProblem() : undefined;
   if (problem) {
     await store.close();
-    throw new ConfigError([`BFF_REDIS_URL: ${problem}`]);
+    const variable = {
+      standalone: 'BFF_REDIS_URL',
+      sentinel: 'BFF_REDIS_SENTINEL_CONNECTION_URLS',
+      cluster: 'BFF_REDIS_CLUSTER_CONNECTION_URLS',
+    }[config.store.topology];
+    throw new ConfigError([`${variable}: ${problem}`]);
   }
   return store;
 }

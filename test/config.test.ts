@@ -40,7 +40,16 @@ test('applies the documented defaults', () => {
   expect(c.authParams).toEqual({});
   expect(c.sessionCacheTtlMs).toBe(5000);
   expect(c.warnings).toEqual([]);
-  expect(c.store).toEqual({ kind: 'redis', url: 'redis://127.0.0.1:6380' });
+  expect(c.store).toEqual({
+    kind: 'redis',
+    topology: 'standalone',
+    url: 'redis://127.0.0.1:6380',
+    username: undefined,
+    password: undefined,
+    caFile: undefined,
+    keyPrefix: 'coatcheck:',
+    waitTimeoutMs: 100,
+  });
   expect(c.trustProxy).toBe(false);
   expect(c.idleTimeoutMs).toBe(1_800_000);
   expect(c.absoluteTimeoutMs).toBe(28_800_000);

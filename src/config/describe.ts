@@ -11,6 +11,15 @@ function shown(url: string): string {
   return u.href;
 }
 
+function describeStore(store: Config['store']): string {
+  if (store.kind === 'memory') return 'memory';
+  if (store.topology === 'sentinel') {
+    return `redis sentinel master ${store.masterName} via ${store.sentinelUrls.map(shown).join(', ')}`;
+  }
+  if (store.topology === 'cluster') return `redis cluster via ${store.clusterUrls.map(shown).join(', ')}`;
+  return `redis at ${shown(store.url)}`;
+}
+
 /**
  * The effective configuration for the start-up log line: what an operator checks first when coatcheck
  * misbehaves. Built field by field, so a new secret in Config never reaches the log by accident;
@@ -26,7 +35,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     scopes: config.scopes.join(' '),
     authParams: Object.keys(config.authParams),
     userinfo: config.userinfo,
-    store: config.store.kind === 'redis' ? `redis at ${shown(config.store.url)}` : 'memory',
+    store: describeStore(config.store),
     routes: config.routes.map((r) => `${r.path} -> ${shown(r.target)}`),
     trustProxy: config.trustProxy,
     staticDir: config.staticDir,

@@ -19,6 +19,31 @@ export type ClientAuth =
     }
   | { readonly kind: 'private_key_jwt'; readonly key: ClientPrivateKey; readonly alg: string };
 
+/** Settings every Redis topology shares. */
+interface RedisCommon {
+  readonly kind: 'redis';
+  /** Authenticates to the data nodes in the Sentinel and Cluster topologies (standalone: in the URL). */
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  /** A CA (PEM file path) to trust for rediss:// connections, besides Node's own. */
+  readonly caFile: string | undefined;
+  readonly keyPrefix: string;
+  /** How long a rotated token's write waits for a replica to acknowledge it; 0: no WAIT. */
+  readonly waitTimeoutMs: number;
+}
+
+/** The Redis store, by topology: exactly one of BFF_REDIS_URL, the Sentinel pair, or the Cluster seeds. */
+export type RedisStoreConfig = RedisCommon &
+  (
+    | { readonly topology: 'standalone'; readonly url: string }
+    | {
+        readonly topology: 'sentinel';
+        readonly sentinelUrls: readonly string[];
+        readonly masterName: string;
+      }
+    | { readonly topology: 'cluster'; readonly clusterUrls: readonly string[] }
+  );
+
 export interface Config {
   readonly port: number;
   readonly host: string;
@@ -35,7 +60,7 @@ export interface Config {
   readonly scopes: readonly string[];
   readonly authParams: Readonly<Record<string, string>>;
   readonly userinfo: boolean;
-  readonly store: { readonly kind: 'redis'; readonly url: string } | { readonly kind: 'memory' };
+  readonly store: RedisStoreConfig | { readonly kind: 'memory' };
   readonly sessionSecrets: readonly string[];
   readonly routes: readonly RouteConfig[];
   readonly trustProxy: boolean | number | string;
@@ -170,6 +195,95 @@ function resolveTiming(e: {
   return { idleMs, cacheTtlMs, problems };
 }
 
+const REDIS_TOPOLOGIES = [
+  'BFF_REDIS_URL',
+  'BFF_REDIS_SENTINEL_CONNECTION_URLS',
+  'BFF_REDIS_CLUSTER_CONNECTION_URLS',
+] as const;
+
+const redisUrls = (value: string | undefined): URL[] =>
+  (value ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean)
+    .flatMap((u) => {
+      try {
+        return [new URL(u)];
+      } catch {
+        return [];
+      }
+    });
+
+/** Exactly one topology, and the settings that only make sense with some of them. */
+function redisTopologyProblems(env: Record<string, string>): string[] {
+  const problems: string[] = [];
+  const set = REDIS_TOPOLOGIES.filter((name) => env[name]);
+  if (set.length === 0) {
+    problems.push(
+      `BFF_REDIS_URL: is required unless BFF_SESSION_STORE=memory; set exactly one of ${REDIS_TOPOLOGIES.join(', ')}`,
+    );
+  } else if (set.length > 1) {
+    problems.push(`${set.join(', ')}: conflict; set exactly one of ${REDIS_TOPOLOGIES.join(', ')}`);
+  }
+  const sentinel = Boolean(env.BFF_REDIS_SENTINEL_CONNECTION_URLS);
+  if (sentinel && !env.BFF_REDIS_SENTINEL_MASTER_NAME) {
+    problems.push('BFF_REDIS_SENTINEL_MASTER_NAME: is required with BFF_REDIS_SENTINEL_CONNECTION_URLS');
+  }
+  if (!sentinel && env.BFF_REDIS_SENTINEL_MASTER_NAME) {
+    problems.push('BFF_REDIS_SENTINEL_MASTER_NAME: applies only with BFF_REDIS_SENTINEL_CONNECTION_URLS');
+  }
+  // ioredis authenticates to every sentinel with one user and password.
+  const sentinelCredentials = new Set(
+    redisUrls(env.BFF_REDIS_SENTINEL_CONNECTION_URLS).map((u) => `${u.username}:${u.password}`),
+  );
+  if (sentinelCredentials.size > 1) {
+    problems.push('BFF_REDIS_SENTINEL_CONNECTION_URLS: every sentinel URL must carry the same credentials');
+  }
+  if (redisUrls(env.BFF_REDIS_CLUSTER_CONNECTION_URLS).some((u) => u.username || u.password)) {
+    problems.push(
+      'BFF_REDIS_CLUSTER_CONNECTION_URLS: must not carry credentials; set BFF_REDIS_USERNAME and BFF_REDIS_PASSWORD',
+    );
+  }
+  if (set.length === 1 && set[0] === 'BFF_REDIS_URL') {
+    for (const name of ['BFF_REDIS_USERNAME', 'BFF_REDIS_PASSWORD'] as const) {
+      if (env[name]) {
+        problems.push(
+          `${name}: applies to the Sentinel and Cluster topologies; with BFF_REDIS_URL put the credentials in the URL`,
+        );
+      }
+    }
+  }
+  if (env.BFF_REDIS_CA_FILE) {
+    const tls = REDIS_TOPOLOGIES.some((name) => redisUrls(env[name]).some((u) => u.protocol === 'rediss:'));
+    if (!tls) problems.push('BFF_REDIS_CA_FILE: applies only to rediss:// URLs');
+    else if (!existsSync(env.BFF_REDIS_CA_FILE)) problems.push('BFF_REDIS_CA_FILE: no such file');
+  }
+  return problems;
+}
+
+function redisStoreConfig(e: ReturnType<typeof envSchema.parse>): RedisStoreConfig {
+  const common = {
+    kind: 'redis',
+    username: e.BFF_REDIS_USERNAME,
+    password: e.BFF_REDIS_PASSWORD,
+    caFile: e.BFF_REDIS_CA_FILE ? resolve(e.BFF_REDIS_CA_FILE) : undefined,
+    keyPrefix: e.BFF_REDIS_KEY_PREFIX,
+    waitTimeoutMs: e.BFF_REDIS_WAIT_TIMEOUT,
+  } as const;
+  if (e.BFF_REDIS_SENTINEL_CONNECTION_URLS) {
+    return {
+      ...common,
+      topology: 'sentinel',
+      sentinelUrls: e.BFF_REDIS_SENTINEL_CONNECTION_URLS,
+      masterName: e.BFF_REDIS_SENTINEL_MASTER_NAME!,
+    };
+  }
+  if (e.BFF_REDIS_CLUSTER_CONNECTION_URLS) {
+    return { ...common, topology: 'cluster', clusterUrls: e.BFF_REDIS_CLUSTER_CONNECTION_URLS };
+  }
+  return { ...common, topology: 'standalone', url: e.BFF_REDIS_URL! };
+}
+
 /**
  * Validates the environment once. Only main.ts passes process.env here; tests pass plain objects.
  * Empty variables count as unset, so `FOO=` in an env file means "use the default".
@@ -213,9 +327,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
       else privateKeyAuth = parsedKey;
     }
   }
-  if ((env.BFF_SESSION_STORE ?? 'redis') === 'redis' && !env.BFF_REDIS_URL) {
-    problems.push('BFF_REDIS_URL: is required unless BFF_SESSION_STORE=memory');
-  }
+  if ((env.BFF_SESSION_STORE ?? 'redis') === 'redis') problems.push(...redisTopologyProblems(env));
   if (env.BFF_AUTH_PARAMS) {
     const reserved = [
       'response_type',
@@ -284,7 +396,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     scopes: e.BFF_SCOPES,
     authParams,
     userinfo: e.BFF_USERINFO,
-    store: e.BFF_SESSION_STORE === 'memory' ? { kind: 'memory' } : { kind: 'redis', url: e.BFF_REDIS_URL! },
+    store: e.BFF_SESSION_STORE === 'memory' ? { kind: 'memory' } : redisStoreConfig(e),
     sessionSecrets: e.BFF_SESSION_SECRET,
     routes: e.BFF_ROUTES,
     trustProxy: e.BFF_TRUST_PROXY,

@@ -63,6 +63,26 @@ const derivedSeconds = (min: 'positive' | 'zero') =>
     .optional()
     .transform((s) => (s === undefined ? undefined : Math.round(s * 1000)));
 
+const isRedisUrl = (u: string): boolean => /^rediss?:\/\/[^/]/.test(u) && urlOf(u) !== undefined;
+
+/** Comma-separated redis:// or rediss:// URLs, one scheme for all: a topology is TLS or it is not. */
+const redisUrlList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((u) => u.trim())
+      .filter(Boolean),
+  )
+  .refine(
+    (list) => list.length > 0 && list.every(isRedisUrl),
+    'must be a comma-separated list of redis:// or rediss:// URLs, such as redis://10.0.0.1:26379,redis://10.0.0.2:26379',
+  )
+  .refine(
+    (list) => new Set(list.map((u) => urlOf(u)?.protocol)).size <= 1,
+    'must use one scheme for every URL: all redis:// or all rediss://',
+  );
+
 const httpUrl = z
   .string()
   .url('must be an absolute http or https URL, such as https://example.com')
@@ -104,6 +124,21 @@ export const envSchema = z.object({
     .string()
     .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL')
     .optional(),
+  BFF_REDIS_SENTINEL_CONNECTION_URLS: redisUrlList.optional(),
+  BFF_REDIS_SENTINEL_MASTER_NAME: z.string().min(1, 'must not be empty').optional(),
+  BFF_REDIS_CLUSTER_CONNECTION_URLS: redisUrlList.optional(),
+  BFF_REDIS_USERNAME: z.string().optional(),
+  BFF_REDIS_PASSWORD: z.string().optional(),
+  BFF_REDIS_CA_FILE: z.string().optional(),
+  BFF_REDIS_KEY_PREFIX: z
+    .string()
+    .refine((p) => !/[{}]/.test(p), 'must not contain "{" or "}": coatcheck puts its own hash tags in keys')
+    .default('coatcheck:'),
+  BFF_REDIS_WAIT_TIMEOUT: secondsNumber()
+    .min(0, 'must be a number of seconds from 0 (off) to 10, such as 0.1')
+    .max(10, 'must be a number of seconds from 0 (off) to 10, such as 0.1 (it is seconds, not milliseconds)')
+    .default(0.1)
+    .transform((s) => Math.round(s * 1000)),
   BFF_SESSION_STORE: z.enum(['redis', 'memory'], { message: 'must be redis or memory' }).default('redis'),
   BFF_SESSION_SECRET: z
     .string()

@@ -20,11 +20,23 @@ export class RedisInvalidationFeed implements InvalidationFeed {
   private closed = false;
   private waiting: (() => void)[] = [];
   private readonly heartbeat: NodeJS.Timeout;
+  private sub!: Redis;
 
+  /**
+   * connect: a fresh subscriber connection each call. A connection that ends for good (its node is
+   * gone from a cluster) is replaced by the next one, which may be on another node.
+   */
   constructor(
-    private readonly sub: Redis,
+    private readonly connect: () => Redis,
     private readonly channel: string,
   ) {
+    this.attach(connect());
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  private attach(sub: Redis): void {
+    this.sub = sub;
     sub.on('error', () => {
       // Reconnects by itself; until then the feed is not live and caches are bypassed.
     });
@@ -34,11 +46,17 @@ export class RedisInvalidationFeed implements InvalidationFeed {
     const down = (): void => this.down();
     sub.on('close', down);
     sub.on('reconnecting', down);
-    sub.on('end', down);
+    sub.on('end', () => {
+      down();
+      if (this.closed || this.sub !== sub) return;
+      setTimeout(() => {
+        if (!this.closed && this.sub === sub) this.attach(this.connect());
+      }, HEARTBEAT_MS).unref();
+    });
     sub.on('ready', () => {
       sub.subscribe(this.channel).then(
         () => {
-          if (this.closed || sub.status !== 'ready') return;
+          if (this.closed || this.sub !== sub || sub.status !== 'ready') return;
           // Anything cached before this point may have missed a message: start clean.
           this.emit(undefined);
           this.subscribed = true;
@@ -49,8 +67,6 @@ export class RedisInvalidationFeed implements InvalidationFeed {
         () => setTimeout(() => sub.disconnect(true), HEARTBEAT_MS).unref(),
       );
     });
-    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
-    this.heartbeat.unref();
   }
 
   get live(): boolean {

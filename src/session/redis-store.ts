@@ -1,5 +1,13 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type Redis, type RedisOptions } from 'ioredis';
 import { BffError } from '../errors.js';
+import type { Logger } from '../log.js';
+import {
+  connectRedis,
+  describeTarget,
+  subscriberConnector,
+  type RedisClient,
+  type RedisTarget,
+} from './redis-connection.js';
 import { RedisInvalidationFeed } from './redis-invalidation-feed.js';
 import type { InvalidationFeed, LoadedRecord, NewRecord, SessionStore, TokenRecord } from './store.js';
 
@@ -75,31 +83,17 @@ end
 return 0
 `;
 
-// Deletes the record, its lock (KEYS[2]) and its index entries; the index keys are named after
-// fields of the record. Published first, for the same reason as in WRITE_TOKENS. Returns 1 when
-// the record existed: a lock left behind is not a session.
+// Deletes the record and its lock (KEYS[2], in the same slot); published first, for the same reason
+// as in WRITE_TOKENS. Returns whether the record existed (a lock left behind is not a session), and
+// its sub and sid, so the caller can take it out of the indexes: they live in other slots on a cluster.
 const DESTROY = `
-local prefix, storageKey, channel = ARGV[1], ARGV[2], ARGV[3]
+local channel, storageKey = ARGV[1], ARGV[2]
 redis.call('PUBLISH', channel, storageKey)
 local sub = redis.call('HGET', KEYS[1], '${FIELD.sub}')
 local sid = redis.call('HGET', KEYS[1], '${FIELD.sid}')
 local existed = redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2])
-if sub then redis.call('SREM', prefix .. '${KEY.sub}:' .. sub, storageKey) end
-if sid and sid ~= '' then redis.call('SREM', prefix .. '${KEY.sid}:' .. sid, storageKey) end
-return existed
-`;
-
-// Adds a session to an index and drops members whose session is gone, so the set of a user who
-// logs in daily does not grow for ever (its TTL moves forward with each login).
-const INDEX_ADD = `
-local sessionPrefix, storageKey, ttlMs = ARGV[1], ARGV[2], ARGV[3]
-for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', sessionPrefix .. m) == 0 then redis.call('SREM', KEYS[1], m) end
-end
-redis.call('SADD', KEYS[1], storageKey)
-redis.call('PEXPIRE', KEYS[1], ttlMs)
-return 1
+return {existed, sub or '', sid or ''}
 `;
 
 // Both return 1 when the owner held the lock, 0 otherwise.
@@ -129,9 +123,17 @@ function loadedRecord(reply: string[]): LoadedRecord {
   };
 }
 
-interface ScriptedRedis extends Redis {
+interface Scripts {
   /** Field/value pairs (see LOAD), or null when there is no live session. */
   ccLoad(key: string, now: number): Promise<string[] | null>;
+  ccDestroy(key: string, lockKey: string, channel: string, id: string): Promise<[number, string, string]>;
+  ccRenewLock(key: string, owner: string, ttlMs: number): Promise<number>;
+  ccReleaseLock(key: string, owner: string): Promise<number>;
+}
+
+type ScriptedRedis = RedisClient & Scripts;
+
+interface WriteScript {
   ccWriteTokens(
     key: string,
     expected: number,
@@ -140,13 +142,6 @@ interface ScriptedRedis extends Redis {
     channel: string,
     id: string,
   ): Promise<number>;
-  ccDestroy(key: string, lockKey: string, prefix: string, id: string, channel: string): Promise<number>;
-  ccRenewLock(key: string, owner: string, ttlMs: number): Promise<number>;
-  ccReleaseLock(key: string, owner: string): Promise<number>;
-}
-
-interface ScriptedPipeline {
-  ccIndexAdd(indexKey: string, sessionPrefix: string, member: string, ttlMs: number): ScriptedPipeline;
 }
 
 function storeError(cause: unknown): BffError {
@@ -163,60 +158,118 @@ async function guard<T>(op: Promise<T>): Promise<T> {
 }
 
 /**
- * Runs a MULTI and fails if any command in it failed: ioredis resolves exec() with per-command
- * errors rather than rejecting, and a session whose index entry silently failed would be one
- * back-channel logout cannot find.
+ * Runs a MULTI or pipeline and fails if any command in it failed: ioredis resolves exec() with
+ * per-command errors rather than rejecting.
  */
-async function execAll(multi: ReturnType<Redis['multi']>): Promise<void> {
-  const results = await guard(multi.exec());
+async function execAll(batch: { exec(): Promise<[Error | null, unknown][] | null> }): Promise<unknown[]> {
+  const results = await guard(batch.exec());
   if (!results) throw storeError(new Error('MULTI aborted'));
   const failed = results.find(([err]) => err);
   if (failed) throw storeError(failed[0]);
+  return results.map(([, value]) => value);
+}
+
+/** CRC16/XMODEM, as Redis Cluster hashes keys into slots. */
+function crc16(text: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(text)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** The cluster slot of a session's keys: they all carry the storage id as their hash tag. */
+const slotOf = (storageId: string): number => crc16(storageId) % 16384;
+
+/** The cluster client's own connection to the master it currently routes the slot to. */
+function masterConnection(cluster: Cluster, slot: number): Redis | undefined {
+  const nodeKey = cluster.slots[slot]?.[0];
+  return cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
+}
+
+/** How many replicas a ROLE reply lists; 0 for anything but a master. */
+function replicaCount(role: unknown): number {
+  return Array.isArray(role) && role[0] === 'master' && Array.isArray(role[2]) ? role[2].length : 0;
+}
+
+export interface RedisStoreOptions {
+  /** Before every key; the default lets one Redis serve one coatcheck deployment. */
+  prefix?: string;
+  /** How long the write of a rotated token waits for one replica; 0: not at all. */
+  waitTimeoutMs?: number;
+  /** Told when a WAIT ran out before a replica acknowledged the write (for metrics). */
+  onWaitTimeout?: () => void;
+  log?: Logger;
+  /** Tunes the data-node connections (tests). */
+  redis?: RedisOptions;
 }
 
 export class RedisSessionStore implements SessionStore {
   readonly redis: ScriptedRedis;
+  /**
+   * Only writeTokens and its WAIT run here. WAIT blocks its connection and counts that connection's
+   * writes, so it needs one of its own: the proxy path never queues behind it. On a cluster, the
+   * client keeps one connection per master and sends both commands for a key to its slot's master.
+   */
+  private readonly writer: RedisClient;
+  private readonly target: RedisTarget;
   private readonly prefix: string;
+  /** Hash tags keep a session's keys in one cluster slot; elsewhere keys keep their untagged names. */
+  private readonly tagged: boolean;
   /** Where every session change is published, for the caches of all replicas. */
   private readonly channel: string;
+  private readonly waitTimeoutMs: number;
+  private readonly onWaitTimeout: (() => void) | undefined;
+  private readonly log: Logger | undefined;
   private feed: RedisInvalidationFeed | undefined;
+  /** WAITs that ran out before a replica acknowledged (see writeTokens). */
+  waitTimeouts = 0;
 
-  constructor(url: string, options: { prefix?: string; redis?: RedisOptions } = {}) {
+  constructor(target: string | RedisTarget, options: RedisStoreOptions = {}) {
+    this.target =
+      typeof target === 'string'
+        ? { topology: 'standalone', url: target, username: undefined, password: undefined, caFile: undefined }
+        : target;
     this.prefix = options.prefix ?? 'coatcheck:';
+    this.tagged = this.target.topology === 'cluster';
     this.channel = `${this.prefix}invalidate`;
-    this.redis = new Redis(url, {
-      // Fail fast while Redis is away: a queued command would hold the browser's request hostage.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: 2000,
-      connectTimeout: 2000,
-      lazyConnect: false,
-      ...options.redis,
-    }) as ScriptedRedis;
-    this.redis.on('error', () => {
-      // ioredis reconnects by itself; the failures surface as store_unavailable on the requests.
-    });
+    this.waitTimeoutMs = options.waitTimeoutMs ?? 100;
+    this.onWaitTimeout = options.onWaitTimeout;
+    this.log = options.log;
+    this.redis = connectRedis(this.target, options.redis) as ScriptedRedis;
+    // Its commands wait up to the WAIT timeout on top of the usual bound.
+    const commandTimeout = (options.redis?.commandTimeout ?? 2000) + this.waitTimeoutMs;
+    this.writer = connectRedis(this.target, { ...options.redis, commandTimeout });
+    for (const client of [this.redis, this.writer]) {
+      client.on('error', () => {
+        // ioredis reconnects by itself; the failures surface as store_unavailable on the requests.
+      });
+    }
     this.redis.defineCommand('ccLoad', { numberOfKeys: 1, lua: LOAD });
-    this.redis.defineCommand('ccWriteTokens', { numberOfKeys: 1, lua: WRITE_TOKENS });
     this.redis.defineCommand('ccDestroy', { numberOfKeys: 2, lua: DESTROY });
     this.redis.defineCommand('ccRenewLock', { numberOfKeys: 1, lua: RENEW_LOCK });
     this.redis.defineCommand('ccReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
-    this.redis.defineCommand('ccIndexAdd', { numberOfKeys: 1, lua: INDEX_ADD });
+    this.writer.defineCommand('ccWriteTokens', { numberOfKeys: 1, lua: WRITE_TOKENS });
   }
 
-  /** Resolves once connected, so start-up can report an unreachable Redis clearly. */
+  /** Resolves once both connections are up, so start-up can report an unreachable Redis clearly. */
   async ready(timeoutMs = 5000): Promise<void> {
-    if (this.redis.status === 'ready') return;
+    await Promise.all([this.redis, this.writer].map((client) => this.clientReady(client, timeoutMs)));
+  }
+
+  private async clientReady(client: RedisClient, timeoutMs: number): Promise<void> {
+    if (client.status === 'ready') return;
     await new Promise<void>((resolve, reject) => {
       let lastError: Error | undefined;
       const timer = setTimeout(() => {
         cleanup();
-        // Which server and why, for the operator; the URL's password stays out of it.
-        const { host, port, password, tls } = this.redis.options;
-        const where = `${tls ? 'rediss' : 'redis'}://${host}:${port}`;
-        let why = lastError?.message ?? `no answer, still ${this.redis.status}`;
-        if (password) why = why.split(password).join('[redacted]');
-        reject(new Error(`Redis at ${where} did not become ready within ${timeoutMs / 1000} s: ${why}`));
+        // Which server and why, for the operator; passwords stay out of it.
+        let why = lastError?.message ?? `no answer, still ${client.status}`;
+        const t = this.target;
+        const secrets = [t.password, ...(t.topology === 'standalone' ? [new URL(t.url).password] : [])];
+        for (const secret of secrets) if (secret) why = why.split(secret).join('[redacted]');
+        reject(new Error(`${describeTarget(t)} did not become ready within ${timeoutMs / 1000} s: ${why}`));
       }, timeoutMs);
       const onError = (err: Error): void => {
         lastError = err;
@@ -227,12 +280,17 @@ export class RedisSessionStore implements SessionStore {
       };
       const cleanup = (): void => {
         clearTimeout(timer);
-        this.redis.off('ready', onReady);
-        this.redis.off('error', onError);
+        client.off('ready', onReady);
+        client.off('error', onError);
       };
-      this.redis.on('ready', onReady);
-      this.redis.on('error', onError);
+      client.on('ready', onReady);
+      client.on('error', onError);
     });
+  }
+
+  /** A key of one session: tagged with its storage id, so all of them share a cluster slot. */
+  private sessionKey(kind: string, id: string): string {
+    return `${this.prefix}${kind}:${this.tagged ? `{${id}}` : id}`;
   }
 
   private k(kind: string, id: string): string {
@@ -240,47 +298,73 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async create(key: string, r: NewRecord): Promise<void> {
-    const sessionKey = this.k(KEY.session, key);
+    const sessionKey = this.sessionKey(KEY.session, key);
     const ttl = Math.min(r.idleMs, r.absoluteExpiresAt - r.createdAt);
-    const multi = this.redis
-      .multi()
-      .hset(sessionKey, {
-        [FIELD.absoluteExpiresAt]: r.absoluteExpiresAt,
-        [FIELD.idleMs]: r.idleMs,
-        [FIELD.createdAt]: r.createdAt,
-        [FIELD.lastSeen]: r.createdAt,
-        [FIELD.data]: r.data,
-        [FIELD.tokens]: r.tokens,
-        [FIELD.version]: 1,
-        [FIELD.sub]: r.sub,
-        [FIELD.sid]: r.sid ?? '',
-      })
-      .pexpire(sessionKey, ttl);
-    // Index keys outlive every session they list: each login pushes their expiry to a full session lifetime.
+    await execAll(
+      this.redis
+        .multi()
+        .hset(sessionKey, {
+          [FIELD.absoluteExpiresAt]: r.absoluteExpiresAt,
+          [FIELD.idleMs]: r.idleMs,
+          [FIELD.createdAt]: r.createdAt,
+          [FIELD.lastSeen]: r.createdAt,
+          [FIELD.data]: r.data,
+          [FIELD.tokens]: r.tokens,
+          [FIELD.version]: 1,
+          [FIELD.sub]: r.sub,
+          [FIELD.sid]: r.sid ?? '',
+        })
+        .pexpire(sessionKey, ttl),
+    );
+    // The indexes live in slots of their own, so they are written after the session: an index entry
+    // then always names a session that exists or existed. A session that could not be indexed is one
+    // back-channel logout could not find, so it is undone and the login fails.
     const indexTtl = r.absoluteExpiresAt - r.createdAt;
-    const indexed = multi as unknown as ScriptedPipeline;
-    const sessionPrefix = this.k(KEY.session, '');
-    indexed.ccIndexAdd(this.k(KEY.sub, r.sub), sessionPrefix, key, indexTtl);
-    if (r.sid) indexed.ccIndexAdd(this.k(KEY.sid, r.sid), sessionPrefix, key, indexTtl);
-    await execAll(multi);
+    const indexes = [this.k(KEY.sub, r.sub), ...(r.sid ? [this.k(KEY.sid, r.sid)] : [])];
+    try {
+      await Promise.all(indexes.map((index) => this.indexAdd(index, key, indexTtl)));
+    } catch (err) {
+      await this.destroy(key).catch(() => undefined);
+      throw err;
+    }
+    // Drops members whose session is gone, so the set of a user who logs in daily does not grow for ever.
+    await Promise.all(indexes.map((index) => this.prune(index).catch(() => undefined)));
+  }
+
+  /** Index keys outlive every session they list: each login pushes their expiry to a full session lifetime. */
+  private async indexAdd(index: string, key: string, ttlMs: number): Promise<void> {
+    await execAll(this.redis.multi().sadd(index, key).pexpire(index, ttlMs));
+  }
+
+  private async prune(index: string): Promise<void> {
+    const members = await this.redis.smembers(index);
+    const exists = await Promise.all(members.map((m) => this.redis.exists(this.sessionKey(KEY.session, m))));
+    const gone = members.filter((_, i) => exists[i] === 0);
+    if (gone.length) await this.redis.srem(index, ...gone);
   }
 
   async load(key: string, now: number): Promise<LoadedRecord | undefined> {
-    const reply = await guard(this.redis.ccLoad(this.k(KEY.session, key), now));
+    const reply = await guard(this.redis.ccLoad(this.sessionKey(KEY.session, key), now));
     return reply ? loadedRecord(reply) : undefined;
   }
 
   async readTokens(key: string): Promise<TokenRecord | undefined> {
     const [tokens, version] = await guard(
-      this.redis.hmget(this.k(KEY.session, key), FIELD.tokens, FIELD.version),
+      this.redis.hmget(this.sessionKey(KEY.session, key), FIELD.tokens, FIELD.version),
     );
     return tokens && version ? { tokens, version: Number(version) } : undefined;
   }
 
+  /**
+   * Compare-and-set, then, when the master has replicas, WAIT for one of them: a rotated refresh token
+   * that only the master held would be lost with it, and the promoted replica would hand out the
+   * old, already used one. WAIT is best effort: when it runs out the write stands and is counted.
+   */
   async writeTokens(key: string, expectedVersion: number, tokens: string): Promise<boolean> {
-    const ok = await guard(
-      this.redis.ccWriteTokens(
-        this.k(KEY.session, key),
+    const sessionKey = this.sessionKey(KEY.session, key);
+    const written = await guard(
+      (this.writer as RedisClient & WriteScript).ccWriteTokens(
+        sessionKey,
         expectedVersion,
         tokens,
         expectedVersion + 1,
@@ -288,17 +372,51 @@ export class RedisSessionStore implements SessionStore {
         key,
       ),
     );
+    const ok = written === 1;
     // This process's cache drops its copy now, not a round trip later when the message comes back.
-    if (ok === 1) this.feed?.dropLocally(key);
-    return ok === 1;
+    if (ok) this.feed?.dropLocally(key);
+    if (ok && this.waitTimeoutMs > 0) await this.waitForReplica(key);
+    return ok;
+  }
+
+  /**
+   * WAIT on the connection that wrote: the writer itself, or on a cluster the writer's connection to
+   * the master of the session's slot. The write stands whatever happens here.
+   */
+  private async waitForReplica(key: string): Promise<void> {
+    const connection =
+      this.writer instanceof Cluster ? masterConnection(this.writer, slotOf(key)) : this.writer;
+    let acknowledged = 0;
+    try {
+      if (!connection || replicaCount(await connection.role()) === 0) return;
+      acknowledged = Number(await connection.call('WAIT', 1, this.waitTimeoutMs));
+    } catch {
+      // A failed WAIT counts as one that ran out.
+    }
+    if (acknowledged >= 1) return;
+    this.waitTimeouts++;
+    this.onWaitTimeout?.();
+    this.log?.warn(
+      { waitTimeoutMs: this.waitTimeoutMs },
+      'no Redis replica acknowledged a rotated token in time; a failover now could lose it',
+    );
   }
 
   async destroy(key: string): Promise<boolean> {
-    const n = await guard(
-      this.redis.ccDestroy(this.k(KEY.session, key), this.k(KEY.lock, key), this.prefix, key, this.channel),
+    const [existed, sub, sid] = await guard(
+      this.redis.ccDestroy(
+        this.sessionKey(KEY.session, key),
+        this.sessionKey(KEY.lock, key),
+        this.channel,
+        key,
+      ),
     );
     this.feed?.dropLocally(key);
-    return n > 0;
+    // Index upkeep apart from the session's own keys: on a cluster the indexes are in other slots.
+    // Left undone, an entry is stale and harmless: destroyIndexed and prune skip sessions that are gone.
+    const stale = [...(sub ? [this.k(KEY.sub, sub)] : []), ...(sid ? [this.k(KEY.sid, sid)] : [])];
+    await Promise.all(stale.map((index) => this.redis.srem(index, key).catch(() => undefined)));
+    return existed > 0;
   }
 
   async destroyIndexed(kind: 'sid' | 'sub', value: string): Promise<number> {
@@ -312,15 +430,16 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async acquireLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
-    return (await guard(this.redis.set(this.k(KEY.lock, key), owner, 'PX', ttlMs, 'NX'))) === 'OK';
+    const lock = this.sessionKey(KEY.lock, key);
+    return (await guard(this.redis.set(lock, owner, 'PX', ttlMs, 'NX'))) === 'OK';
   }
 
   async renewLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
-    return (await guard(this.redis.ccRenewLock(this.k(KEY.lock, key), owner, ttlMs))) === 1;
+    return (await guard(this.redis.ccRenewLock(this.sessionKey(KEY.lock, key), owner, ttlMs))) === 1;
   }
 
   async releaseLock(key: string, owner: string): Promise<void> {
-    await guard(this.redis.ccReleaseLock(this.k(KEY.lock, key), owner));
+    await guard(this.redis.ccReleaseLock(this.sessionKey(KEY.lock, key), owner));
   }
 
   async firstSeen(id: string, ttlMs: number): Promise<boolean> {
@@ -353,16 +472,20 @@ export class RedisSessionStore implements SessionStore {
 
   /** Subscribes on first use: a process without a session cache never holds the extra connection. */
   get invalidations(): InvalidationFeed {
-    this.feed ??= new RedisInvalidationFeed(this.redis.duplicate({ autoResubscribe: false }), this.channel);
+    this.feed ??= new RedisInvalidationFeed(subscriberConnector(this.redis, this.target), this.channel);
     return this.feed;
   }
 
   async close(): Promise<void> {
     this.feed?.close();
-    try {
-      await this.redis.quit();
-    } catch {
-      this.redis.disconnect();
-    }
+    await Promise.all(
+      [this.redis, this.writer].map(async (client) => {
+        try {
+          await client.quit();
+        } catch {
+          client.disconnect();
+        }
+      }),
+    );
   }
 }

@@ -40,6 +40,10 @@ export interface TopologyProcess {
   output(): string;
   /** SIGKILL, as a crash would; resolves once the process has exited. */
   kill(): Promise<void>;
+  /** SIGSTOP: alive and connected, but answering nothing (a hung node) until resume(). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   /**
    * Starts it again on the same port with the same arguments and directory (no-op while alive). A former
    * sentinel master comes back as a master until the sentinels convert it, which takes them seconds.
@@ -138,6 +142,12 @@ async function startProcess(spec: ProcessSpec): Promise<TopologyProcess> {
       const exited = once(child, 'exit');
       child.kill('SIGKILL');
       await exited;
+    },
+    pause() {
+      if (child && isAlive()) child.kill('SIGSTOP');
+    },
+    resume() {
+      if (child && isAlive()) child.kill('SIGCONT');
     },
     async restart() {
       if (isAlive()) return;

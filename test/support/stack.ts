@@ -68,6 +68,8 @@ export interface StackOptions {
   accessTokenTtl?: number;
   env?: Record<string, string>;
   refreshHooks?: (instance: number) => RefreshHooks | undefined;
+  /** The env names a Redis topology the test started itself (Sentinel, Cluster): the stack starts no Redis. */
+  externalRedis?: boolean;
   /** Overrides for the IdP's registration of the client (authentication method, keys). */
   client?: Partial<ClientMetadata>;
 }
@@ -80,7 +82,7 @@ export interface StackOptions {
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const instances = opts.instances ?? 1;
   const storeKind = opts.store ?? 'redis';
-  const redis = storeKind === 'redis' ? await startRedis() : undefined;
+  const redis = storeKind === 'redis' && !opts.externalRedis ? await startRedis() : undefined;
   const upstream = await startUpstream();
   const listeners = await Promise.all(
     Array.from({ length: instances }, async () => {
