@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** What a request was for: the SPA's API calls, coatcheck's own endpoints, or the SPA's files. */
@@ -50,7 +51,7 @@ export class Metrics {
   });
   readonly refreshDuration = new Histogram({
     name: 'coatcheck_token_refresh_duration_seconds',
-    help: 'Time a refresh took, lock wait included.',
+    help: 'Time from the first attempt at the refresh lock to the outcome, lock wait and IdP call included.',
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
@@ -99,24 +100,86 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** Bound children for the request counter: the hot path does no label lookup. */
-  private readonly requestChildren = new Map<string, { inc(): void }>();
-  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
+  /** Bound children, made once: the hot path does no label lookup and builds no label strings. */
+  private readonly requestChildren: Record<RequestKind, { inc(): void }[]>;
+  private readonly durationChildren: Record<RequestKind, { observe(v: number): void }>;
+  readonly refreshOutcomes: Record<RefreshOutcome, { inc(): void }>;
+  readonly cacheResults: SessionCacheCounters;
+  readonly sessionEnds: Record<SessionEndReason, { inc(value?: number): void }>;
+  private readonly idpChildren: Record<IdpEndpoint, { observe(v: number): void }>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
-    for (const kind of ['api', 'bff', 'static'] as const) {
-      this.durationChildren.set(kind, this.httpDuration.labels(kind));
-      for (const cls of STATUS_CLASSES) {
-        this.requestChildren.set(`${kind}${cls}`, this.httpRequests.labels(kind, cls));
-      }
-    }
+    const kinds = ['api', 'bff', 'static'] as const;
+    this.requestChildren = bind(kinds, (kind) =>
+      STATUS_CLASSES.map((cls) => this.httpRequests.labels(kind, cls)),
+    );
+    this.durationChildren = bind(kinds, (kind) => this.httpDuration.labels(kind));
+    this.refreshOutcomes = bind(
+      ['success', 'invalid_grant', 'idp_error', 'lock_timeout', 'lost_lock'] as const,
+      (outcome) => this.refreshes.labels(outcome),
+    );
+    this.cacheResults = bind(['hit', 'miss', 'bypass'] as const, (result) =>
+      this.sessionCache.labels(result),
+    );
+    this.sessionEnds = bind(['logout', 'backchannel', 'expired', 'invalid_grant'] as const, (reason) =>
+      this.sessionsEnded.labels(reason),
+    );
+    this.idpChildren = bind(['discovery', 'jwks', 'token', 'revocation', 'userinfo'] as const, (endpoint) =>
+      this.idpDuration.labels(endpoint),
+    );
   }
 
   /** One answered request; `seconds` from its arrival to the end of the response. */
   request(kind: RequestKind, status: number, seconds: number): void {
-    const cls = STATUS_CLASSES[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!;
-    this.requestChildren.get(`${kind}${cls}`)!.inc();
-    this.durationChildren.get(kind)!.observe(seconds);
+    this.requestChildren[kind][Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!.inc();
+    this.durationChildren[kind].observe(seconds);
   }
+
+  /** The children of one configured route, bound when the proxy is built. */
+  route(path: string): RouteMetrics {
+    return {
+      duration: this.upstreamDuration.labels(path),
+      errors: bind(['connect', 'timeout', 'reset'] as const, (reason) =>
+        this.upstreamErrors.labels(path, reason),
+      ),
+    };
+  }
+
+  /** One finished refresh attempt (or a wait given up on), with the time it took. */
+  refresh(outcome: RefreshOutcome, seconds: number): void {
+    this.refreshOutcomes[outcome].inc();
+    this.refreshDuration.observe(seconds);
+  }
+
+  /** Times one call to the IdP, failed calls included. */
+  async idp<T>(endpoint: IdpEndpoint, call: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await call();
+    } finally {
+      this.idpChildren[endpoint].observe((performance.now() - started) / 1000);
+    }
+  }
+
+  /** The store's children for one operation, bound when the measured store is built. */
+  storeOperation(operation: string): StoreOperationMetrics {
+    return { duration: this.storeDuration.labels(operation), errors: this.storeErrors.labels(operation) };
+  }
+}
+
+export interface RouteMetrics {
+  readonly duration: { observe(seconds: number): void };
+  readonly errors: Record<UpstreamErrorReason, { inc(): void }>;
+}
+
+export interface StoreOperationMetrics {
+  readonly duration: { observe(seconds: number): void };
+  readonly errors: { inc(): void };
+}
+
+export type SessionCacheCounters = Record<'hit' | 'miss' | 'bypass', { inc(): void }>;
+
+function bind<K extends string, V>(keys: readonly K[], make: (key: K) => V): Record<K, V> {
+  return Object.fromEntries(keys.map((k) => [k, make(k)])) as Record<K, V>;
 }
