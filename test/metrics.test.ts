@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { Browser } from './support/browser.js';
-import { freePort } from './support/ports.js';
+import { freePort, waitFor } from './support/ports.js';
 import { signOutAtIdp, startStack, ALICE, type Stack } from './support/stack.js';
 import { startUpstream, type TestUpstream } from './support/upstream.js';
 
@@ -176,6 +176,16 @@ describe('Prometheus metrics on BFF_METRICS_PORT', () => {
       expect(series.get('coatcheck_store_errors_total{operation="ping"}')).toBe(1);
     } finally {
       await stack.redis!.start();
+      // Let the store reconnect before the stack closes, so no reconnect attempt outlives the suite.
+      await waitFor(
+        async () => {
+          const res = await request(`${stack.bff.url}/readyz`);
+          await res.body.dump();
+          return res.statusCode === 200 ? true : undefined;
+        },
+        10_000,
+        'readiness',
+      );
     }
   });
 });
