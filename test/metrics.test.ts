@@ -203,3 +203,88 @@ describe('without BFF_METRICS_PORT', () => {
     }
   });
 });
+
+describe('refresh outcomes, lock waits and upstream timeouts across two instances', () => {
+  let stack: Stack;
+  let entered!: () => void;
+  let release!: () => void;
+  const holding = new Promise<void>((r) => (entered = r));
+  const gate = new Promise<void>((r) => (release = r));
+
+  beforeAll(async () => {
+    stack = await startStack({
+      instances: 2,
+      // The wait for another's refresh is bounded by the upstream timeout: short, so it gives up soon.
+      env: { BFF_METRICS_PORT: '0', BFF_UPSTREAM_TIMEOUT: '1' },
+      refreshHooks: (i) =>
+        i === 0
+          ? {
+              beforeRefresh: async () => {
+                entered();
+                await gate;
+              },
+            }
+          : undefined,
+    });
+  });
+  afterAll(async () => {
+    release();
+    await stack?.close();
+  });
+
+  async function scrape(instance: number): Promise<Map<string, number>> {
+    const res = await request(`http://127.0.0.1:${stack.bffs[instance]!.coatcheck.metricsPort}/metrics`);
+    return parse(await res.body.text());
+  }
+
+  test('a request that waits too long for another instance’s refresh counts lock_timeout and its wait', async () => {
+    const b = new Browser();
+    await b.login(stack.bffs[1]!.url);
+    const cookie = await b.jar.getCookieString(stack.bffs[1]!.url);
+    const session = (await stack.sessionOf(b, stack.bffs[1]))!;
+    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+
+    // Instance 0 takes the lock and holds it…
+    const holder = request(`${stack.bffs[0]!.url}/api/holder`, { headers: { ...csrf, cookie } });
+    await holding;
+    // …so instance 1 waits for it, and gives up.
+    const waiter = await b.go(`${stack.bffs[1]!.url}/api/waiter`, { headers: csrf });
+    expect(waiter.status).toBe(503);
+    release();
+    const held = await holder;
+    await held.body.dump();
+    expect(held.statusCode).toBe(200);
+
+    const one = await scrape(1);
+    expect(one.get('coatcheck_token_refresh_total{outcome="lock_timeout"}')).toBe(1);
+    expect(one.get('coatcheck_refresh_lock_wait_seconds_count')).toBe(1);
+    expect(one.get('coatcheck_refresh_lock_wait_seconds_sum')).toBeGreaterThan(0);
+    expect(one.get('coatcheck_token_refresh_total{outcome="success"}') ?? 0).toBe(0);
+    const zero = await scrape(0);
+    expect(zero.get('coatcheck_token_refresh_total{outcome="success"}')).toBe(1);
+    expect(zero.get('coatcheck_refresh_lock_wait_seconds_count')).toBe(0);
+  });
+
+  test('a grant the IdP revoked counts invalid_grant, as a refresh outcome and as a session end', async () => {
+    const b = new Browser();
+    await b.login(stack.bffs[1]!.url);
+    const session = (await stack.sessionOf(b, stack.bffs[1]))!;
+    const rt = await stack.idp.provider.RefreshToken.find(session.tokens.refreshToken!);
+    await (await stack.idp.provider.Grant.find(rt!.grantId!))!.destroy();
+    stack.clock.advance(session.tokens.refreshAt - stack.clock.now() + 1000);
+
+    expect((await b.go(`${stack.bffs[1]!.url}/api/x`, { headers: csrf })).status).toBe(401);
+    const one = await scrape(1);
+    expect(one.get('coatcheck_token_refresh_total{outcome="invalid_grant"}')).toBe(1);
+    expect(one.get('coatcheck_sessions_ended_total{reason="invalid_grant"}')).toBe(1);
+  });
+
+  test('an upstream that does not answer in time counts reason timeout for its route', async () => {
+    const b = new Browser();
+    await b.login(stack.bffs[1]!.url);
+    expect((await b.go(`${stack.bffs[1]!.url}/api/slow?ms=1500`, { headers: csrf })).status).toBe(504);
+    const one = await scrape(1);
+    expect(one.get('coatcheck_upstream_errors_total{reason="timeout",route="/api"}')).toBe(1);
+    expect(one.get('coatcheck_http_requests_total{kind="api",status_class="5xx"}')).toBe(2);
+  });
+});
