@@ -119,7 +119,19 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
   }
   log.info({ port, host: config.host, publicUrl: config.publicUrl }, 'coatcheck listening');
   let metricsServer: MetricsServer | undefined;
-  if (config.metrics) metricsServer = await startMetricsServer(metrics, config.metrics, log);
+  if (config.metrics) {
+    try {
+      metricsServer = await startMetricsServer(metrics, config.metrics, log);
+    } catch (err) {
+      // A metrics port that cannot be bound fails the start, like the public one: nothing is left running.
+      server.closeAllConnections();
+      server.close();
+      upgrades?.close();
+      await context.upstream.close();
+      if (ownsStore) await store.close();
+      throw err;
+    }
+  }
 
   let stopped: Promise<void> | undefined;
   async function stop(graceMs: number): Promise<void> {
