@@ -18,6 +18,7 @@ import { requestFacts } from './http/request-facts.js';
 import { sessionCookie } from './http/session-cookie.js';
 import { helmetOptions } from './http/security-headers.js';
 import { createAccessLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
 import type { OidcClient } from './oidc/client.js';
 import { refreshTokens } from './oidc/tokens.js';
 import { spaStatic } from './http/spa-static.js';
@@ -26,6 +27,7 @@ import { apiProxy } from './proxy/handler.js';
 import { requireCsrfHeader } from './security/csrf.js';
 import { SessionCache } from './session/cache.js';
 import { TokenRefresher, type RefreshHooks } from './session/refresh.js';
+import { measuredStore } from './session/measured-store.js';
 import { Sessions } from './session/sessions.js';
 import type { SessionStore } from './session/store.js';
 
@@ -37,6 +39,8 @@ export interface AppDeps {
   readonly upstream?: Dispatcher;
   readonly now?: () => number;
   readonly refreshHooks?: RefreshHooks;
+  /** Where the app counts; a fresh registry when not given (the one the OIDC client times into, in start.ts). */
+  readonly metrics?: Metrics;
 }
 
 /** A request listener for http.createServer, with the context it was built from. */
@@ -51,7 +55,8 @@ export interface App {
  */
 export function createApp(config: Config, deps: AppDeps): App {
   const now = deps.now ?? Date.now;
-  const sessions = new Sessions(deps.store, {
+  const metrics = deps.metrics ?? new Metrics();
+  const sessions = new Sessions(measuredStore(deps.store, metrics), {
     idleMs: config.idleTimeoutMs,
     absoluteMs: config.absoluteTimeoutMs,
   });
@@ -63,6 +68,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     log: deps.log,
     now,
     hooks: deps.refreshHooks,
+    metrics,
   });
   const ctx: AppContext = {
     config,
@@ -73,7 +79,12 @@ export function createApp(config: Config, deps: AppDeps): App {
     refresher,
     sessionCache:
       config.sessionCacheTtlMs > 0 && deps.store.invalidations
-        ? new SessionCache(deps.store.invalidations, config.sessionCacheTtlMs)
+        ? new SessionCache(
+            deps.store.invalidations,
+            config.sessionCacheTtlMs,
+            undefined,
+            metrics.cacheResults,
+          )
         : undefined,
     upstream:
       deps.upstream ??
@@ -84,6 +95,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     log: deps.log,
     accessLog: createAccessLogger(deps.log),
     now,
+    metrics,
   };
 
   const app = express();
@@ -92,7 +104,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   // The same compiled function as the fast path's, so req.secure and req.ip agree with it.
   app.set('trust proxy', ctx.requestFacts.trust);
   app.use(helmet(helmetOptions(config)));
-  app.use(requestLog(ctx.accessLog));
+  app.use(requestLog(ctx.accessLog, metrics, config.basePath));
 
   // API routes (BFF_ROUTES) never reach the router below: the listener offers every request to the
   // fast path (src/proxy/handler.ts) first, which sets the same headers, log line and JSON errors

@@ -3,6 +3,7 @@ import type { Config } from './config/load.js';
 import type { RequestFacts } from './http/request-facts.js';
 import type { SessionCookie } from './http/session-cookie.js';
 import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
 import type { OidcClient } from './oidc/client.js';
 import type { SessionCache } from './session/cache.js';
 import type { TokenRefresher } from './session/refresh.js';
@@ -24,4 +25,6 @@ export interface AppContext {
   /** The per-request lines only: the same stream, no redaction (see createAccessLogger). */
   readonly accessLog: Logger;
   readonly now: () => number;
+  /** This app's metrics; counted whether or not BFF_METRICS_PORT serves them. */
+  readonly metrics: Metrics;
 }

@@ -4,6 +4,8 @@ import { describeConfig } from './config/describe.js';
 import { ConfigError, type Config } from './config/load.js';
 import type { AppContext } from './context.js';
 import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { createOidcClient, oidcSettings } from './oidc/client.js';
 import { attachDevServerUpgrades } from './proxy/dev-server.js';
 import { createHttpServer, drain, listenOn } from './server.js';
@@ -33,6 +35,8 @@ export interface StartOptions {
 export interface Coatcheck {
   /** The port it listens on: the configured one, or the one the OS chose for port 0. */
   readonly port: number;
+  /** The metrics listener's port, when BFF_METRICS_PORT is set. */
+  readonly metricsPort: number | undefined;
   readonly server: Server;
   readonly store: SessionStore;
   readonly context: AppContext;
@@ -94,7 +98,9 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
   const ownsStore = !options.store;
   const store = options.store ?? (await openStore(config, log, now));
 
-  const oidc = createOidcClient(oidcSettings(config), log);
+  // Counted always (cheap); served, with the process metrics, only when BFF_METRICS_PORT is set.
+  const metrics = new Metrics({ processMetrics: config.metrics !== undefined });
+  const oidc = createOidcClient(oidcSettings(config), log, metrics);
   // Discover now so a wrong issuer shows at once; a failure is retried on demand, so an IdP outage at boot heals.
   await oidc.configuration().catch(() => undefined);
 
@@ -104,7 +110,7 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
     );
   }
 
-  const app = createApp(config, { oidc, store, log, now, refreshHooks: options.refreshHooks });
+  const app = createApp(config, { oidc, store, log, now, refreshHooks: options.refreshHooks, metrics });
   const { context } = app;
   if (context.sessionCache) {
     log.info(
@@ -123,6 +129,20 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
     throw err;
   }
   log.info({ port, host: config.host, publicUrl: config.publicUrl }, 'coatcheck listening');
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics) {
+    try {
+      metricsServer = await startMetricsServer(metrics, config.metrics, log);
+    } catch (err) {
+      // A metrics port that cannot be bound fails the start, like the public one: nothing is left running.
+      server.closeAllConnections();
+      server.close();
+      upgrades?.close();
+      await context.upstream.close();
+      if (ownsStore) await store.close();
+      throw err;
+    }
+  }
 
   let stopped: Promise<void> | undefined;
   async function stop(graceMs: number): Promise<void> {
@@ -137,12 +157,13 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
   }
   return {
     port,
+    metricsPort: metricsServer?.port,
     server,
     store,
     context,
     app,
     close(graceMs = SHUTDOWN_GRACE_MS) {
-      stopped ??= stop(graceMs);
+      stopped ??= stop(graceMs).finally(() => metricsServer?.close());
       return stopped;
     },
   };

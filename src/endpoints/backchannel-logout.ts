@@ -21,6 +21,7 @@ export function backchannelLogout(ctx: AppContext) {
     if (ended === undefined) {
       throw new BffError('invalid_logout_token', { message: 'This logout token was already used.' });
     }
+    ctx.metrics.sessionEnds.backchannel.inc(ended);
     ctx.log.info({ reqId: res.locals.requestId, sub: claims.sub, ended }, 'back-channel logout');
     res.status(200).end();
   };

@@ -16,6 +16,21 @@ import { newLogoutId } from '../session/sessions.js';
  * survives it.
  */
 export function callback(ctx: AppContext) {
+  const succeeded = ctx.metrics.logins.labels('success');
+  const complete = handle(ctx);
+  // Every finished callback is counted once: success, or the error code its answer carries.
+  return async (req: Request, res: Response): Promise<void> => {
+    try {
+      await complete(req, res);
+    } catch (err) {
+      ctx.metrics.logins.labels(err instanceof BffError ? err.code : 'internal_error').inc();
+      throw err;
+    }
+    succeeded.inc();
+  };
+}
+
+function handle(ctx: AppContext) {
   return async (req: Request, res: Response): Promise<void> => {
     res.setHeader('Cache-Control', 'no-store');
     const state = req.query.state;

@@ -25,6 +25,7 @@ export function logout(ctx: AppContext) {
     if (req.query.sid !== data.logoutId) throw new BffError('logout_sid_mismatch');
 
     await ctx.sessions.destroy(session);
+    ctx.metrics.sessionEnds.logout.inc();
     clearSessionCookie(ctx, req, res);
     const { refreshToken, idToken } = session.tokens;
     if (refreshToken) await revokeRefreshToken(ctx.oidc, refreshToken);

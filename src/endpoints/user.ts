@@ -14,6 +14,7 @@ export function user(ctx: AppContext) {
     // Without a refresh token the session cannot outlive its access token.
     if (!tokens.refreshToken && tokens.expiresAt <= ctx.now()) {
       await ctx.sessions.destroy(session);
+      ctx.metrics.sessionEnds.expired.inc();
       throw new BffError('session_expired');
     }
     const data = session.data();

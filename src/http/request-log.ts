@@ -2,6 +2,12 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { MANAGEMENT_BASE_PATH } from './management-paths.js';
+import { underPrefix } from './path-prefix.js';
+
+/** Called once per request as it ends, with its status and its duration in seconds. */
+export type RequestRecorder = (status: number, seconds: number) => void;
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -10,12 +16,19 @@ const SAFE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
  * it ends. Only method, path and status are logged: never headers, and never the query, which
  * carries codes, states and logout ids.
  */
-export function logRequest(log: Logger, req: IncomingMessage, res: ServerResponse): string {
+export function logRequest(
+  log: Logger,
+  req: IncomingMessage,
+  res: ServerResponse,
+  record?: RequestRecorder,
+): string {
   const incoming = req.headers['x-request-id'];
   const id = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
   res.setHeader('X-Request-Id', id);
   const started = performance.now();
   res.once('close', () => {
+    const ms = performance.now() - started;
+    record?.(res.statusCode, ms / 1000);
     const url = (req as Partial<Request>).originalUrl ?? req.url ?? '';
     const q = url.indexOf('?');
     log.info(
@@ -24,7 +37,7 @@ export function logRequest(log: Logger, req: IncomingMessage, res: ServerRespons
         method: req.method,
         path: q === -1 ? url : url.slice(0, q),
         status: res.statusCode,
-        ms: Math.round((performance.now() - started) * 10) / 10,
+        ms: Math.round(ms * 10) / 10,
         aborted: !res.writableFinished || undefined,
       },
       'request',
@@ -33,9 +46,20 @@ export function logRequest(log: Logger, req: IncomingMessage, res: ServerRespons
   return id;
 }
 
-export function requestLog(log: Logger) {
+/**
+ * Everything Express serves: coatcheck's own endpoints and probes are kind bff, the rest (the SPA,
+ * and 404s outside /bff) static. API routes never come here: the fast path records them as api.
+ */
+export function requestLog(log: Logger, metrics: Metrics, basePath: string) {
+  const bff: RequestRecorder = (status, seconds) => metrics.request('bff', status, seconds);
+  const spa: RequestRecorder = (status, seconds) => metrics.request('static', status, seconds);
+  const probes = new Set([`${basePath}/healthz`, `${basePath}/readyz`]);
+  const management = `${basePath}${MANAGEMENT_BASE_PATH}`;
   return (req: Request, res: Response, next: NextFunction): void => {
-    res.locals.requestId = logRequest(log, req, res);
+    const q = req.url.indexOf('?');
+    const path = q === -1 ? req.url : req.url.slice(0, q);
+    const own = probes.has(path) || underPrefix(path, management);
+    res.locals.requestId = logRequest(log, req, res, own ? bff : spa);
     next();
   };
 }

@@ -16,9 +16,11 @@ export async function sessionFromCookie(
   cookieHeader: string | undefined,
   secure: boolean,
   cache?: SessionCache,
+  bypass?: { inc(): void },
 ): Promise<Session | undefined> {
   const signed = ctx.sessionCookie.read(cookieHeader, secure);
   if (!signed) return undefined;
+  if (!cache) bypass?.inc();
   const now = ctx.now();
   const hit = cache?.get(signed, now);
   if (hit) return hit;
@@ -27,6 +29,9 @@ export async function sessionFromCookie(
   if (!id) return undefined;
   const session = await ctx.sessions.load(id, now);
   if (session) cache?.put(signed, session, now, begun);
+  // A genuine cookie whose session is gone: its idle or absolute lifetime ran out (or it was ended
+  // elsewhere while this browser kept the cookie). Counted per request that finds it so.
+  else ctx.metrics.sessionEnds.expired.inc();
   return session;
 }
 

@@ -3,6 +3,7 @@ import { importJWK, importPKCS8, type JSONWebKeySet, type JWK } from 'jose';
 import { BffError } from '../errors.js';
 import type { ClientAuth, Config } from '../config/load.js';
 import type { Logger } from '../log.js';
+import type { IdpEndpoint, Metrics } from '../metrics.js';
 import { describeIdpError, mapOidcError } from './errors.js';
 import { createIdTokenVerifier, signingAlgorithms, type IdTokenVerifier } from './id-token.js';
 import { capturingFetch } from './response-capture.js';
@@ -55,6 +56,8 @@ export interface OidcClient {
    * tokens from the token endpoint, and its key cache refuses a rotated key for a while.
    */
   verifyIdToken(idToken: string): Promise<void>;
+  /** Runs one call to the IdP, timed under its endpoint's name. */
+  timed<T>(endpoint: IdpEndpoint, call: () => Promise<T>): Promise<T>;
 }
 
 export function discoveryUrl(issuer: string): URL {
@@ -115,7 +118,9 @@ async function clientAuth(auth: ClientAuth): Promise<client.ClientAuth> {
   return client.PrivateKeyJwt(jwk.kid ? { key, kid: jwk.kid } : key);
 }
 
-export function createOidcClient(cfg: OidcSettings, log: Logger): OidcClient {
+export function createOidcClient(cfg: OidcSettings, log: Logger, metrics?: Metrics): OidcClient {
+  const timed = <T>(endpoint: IdpEndpoint, call: () => Promise<T>): Promise<T> =>
+    metrics ? metrics.idp(endpoint, call) : call();
   let pending: Promise<client.Configuration> | undefined;
   let failedAt = 0;
   let lastFailure: unknown;
@@ -127,10 +132,12 @@ export function createOidcClient(cfg: OidcSettings, log: Logger): OidcClient {
     // ID tokens signed with the secret (HS*) are refused anyway, so only the secret methods carry it.
     const metadata: Partial<client.ClientMetadata> =
       cfg.client.auth.kind === 'secret' ? { client_secret: cfg.client.auth.secret } : {};
-    const configuration = await client.discovery(new URL(cfg.issuer), cfg.client.id, metadata, auth, {
-      execute: cfg.allowInsecureIssuer ? [client.allowInsecureRequests] : [],
-      timeout: IDP_TIMEOUT_S,
-    });
+    const configuration = await timed('discovery', () =>
+      client.discovery(new URL(cfg.issuer), cfg.client.id, metadata, auth, {
+        execute: cfg.allowInsecureIssuer ? [client.allowInsecureRequests] : [],
+        timeout: IDP_TIMEOUT_S,
+      }),
+    );
     configuration.timeout = IDP_TIMEOUT_S;
     configuration[client.customFetch] = (url, options) => capturingFetch(url, options as RequestInit);
     const server = configuration.serverMetadata();
@@ -141,7 +148,7 @@ export function createOidcClient(cfg: OidcSettings, log: Logger): OidcClient {
             server.id_token_signing_alg_values_supported,
             configuration.clientMetadata().id_token_signed_response_alg,
           ),
-          fetchJwks: (uri) => fetchJwks(uri, cfg.allowInsecureIssuer),
+          fetchJwks: (uri) => timed('jwks', () => fetchJwks(uri, cfg.allowInsecureIssuer)),
         })
       : undefined;
     discovered = true;
@@ -157,6 +164,7 @@ export function createOidcClient(cfg: OidcSettings, log: Logger): OidcClient {
   const oidc: OidcClient = {
     settings: cfg,
     log,
+    timed,
     configuration() {
       if (!pending) {
         if (Date.now() - failedAt < RETRY_DISCOVERY_MS) return Promise.reject(discoveryError(lastFailure));

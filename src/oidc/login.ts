@@ -69,12 +69,14 @@ export async function completeLogin(
 ): Promise<LoginResult> {
   try {
     const configuration = await oidc.configuration();
-    const response = await client.authorizationCodeGrant(configuration, callbackUrl, {
-      pkceCodeVerifier: checks.codeVerifier,
-      expectedState: checks.state,
-      expectedNonce: checks.nonce,
-      idTokenExpected: true,
-    });
+    const response = await oidc.timed('token', () =>
+      client.authorizationCodeGrant(configuration, callbackUrl, {
+        pkceCodeVerifier: checks.codeVerifier,
+        expectedState: checks.state,
+        expectedNonce: checks.nonce,
+        idTokenExpected: true,
+      }),
+    );
     try {
       await oidc.verifyIdToken(response.id_token!);
     } catch (err) {
@@ -88,7 +90,9 @@ export async function completeLogin(
     for (const [k, v] of Object.entries(idClaims)) if (!PROTOCOL_CLAIMS.has(k)) claims[k] = v;
     if (oidc.settings.userinfo && configuration.serverMetadata().userinfo_endpoint) {
       try {
-        const userinfo = await client.fetchUserInfo(configuration, response.access_token, idClaims.sub);
+        const userinfo = await oidc.timed('userinfo', () =>
+          client.fetchUserInfo(configuration, response.access_token, idClaims.sub),
+        );
         claims = { ...claims, ...userinfo };
       } catch (err) {
         oidc.log.warn({ idp: describeIdpError(err) }, 'userinfo request failed; using ID token claims');

@@ -75,7 +75,7 @@ export async function refreshTokens(
   try {
     const configuration = await oidc.configuration();
     response = await captureTokenResponse(captured, () =>
-      client.refreshTokenGrant(configuration, previous.refreshToken!),
+      oidc.timed('token', () => client.refreshTokenGrant(configuration, previous.refreshToken!)),
     );
   } catch (err) {
     // A token response that the library refused, e.g. its ID token failed the claim or algorithm checks.
@@ -108,7 +108,9 @@ export async function revokeRefreshToken(oidc: OidcClient, refreshToken: string)
   try {
     const configuration = await oidc.configuration();
     if (!configuration.serverMetadata().revocation_endpoint) return false;
-    await client.tokenRevocation(configuration, refreshToken, { token_type_hint: 'refresh_token' });
+    await oidc.timed('revocation', () =>
+      client.tokenRevocation(configuration, refreshToken, { token_type_hint: 'refresh_token' }),
+    );
     return true;
   } catch (err) {
     oidc.log.warn({ idp: describeIdpError(err) }, 'refresh token revocation failed');

@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { performance } from 'node:perf_hooks';
 import { BffError } from '../errors.js';
+import type { RouteMetrics, UpstreamErrorReason } from '../metrics.js';
 import { downstreamResponseHeaders } from './headers.js';
 
 const UNREACHABLE = new Set([
@@ -27,6 +29,28 @@ export function classifyUpstreamFailure(err: unknown): UpstreamFailure {
   return UNREACHABLE.has(code) ? 'unreachable' : 'other';
 }
 
+const CONNECT_FAILURES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/**
+ * The metric's reason for a failed upstream call: connect (no connection was made), timeout (no
+ * answer, or a stalled body, in time), reset (the connection failed once made). Undefined for the
+ * client's own faults, which say nothing about the upstream.
+ */
+export function upstreamErrorReason(err: unknown): UpstreamErrorReason | undefined {
+  const code = (err as { code?: string }).code ?? '';
+  if (CONNECT_FAILURES.has(code)) return 'connect';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  if (classifyUpstreamFailure(err) === 'bad_request_body') return undefined;
+  return 'reset';
+}
+
 /** The client sees a timeout as 504, its own bad body as 400, and every other failure as 502. */
 function upstreamError(err: unknown): BffError {
   const failure = classifyUpstreamFailure(err);
@@ -46,6 +70,8 @@ export interface UpstreamRequest {
    * chunked body is counted here.
    */
   readonly maxBodySize?: number;
+  /** The route's bound metrics: time to the response head, and failures by reason. */
+  readonly metrics?: RouteMetrics;
 }
 
 /**
@@ -98,6 +124,7 @@ export async function forward(
     : target.maxBodySize && req.headers['content-length'] === undefined
       ? capped(req, res, target.maxBodySize, () => (over = true))
       : req;
+  const started = performance.now();
   try {
     await dispatcher.stream(
       {
@@ -110,11 +137,17 @@ export async function forward(
         bodyTimeout: target.timeoutMs,
       },
       ({ statusCode, headers }) => {
+        target.metrics?.duration.observe((performance.now() - started) / 1000);
         res.writeHead(statusCode, downstreamResponseHeaders(headers));
         return res;
       },
     );
   } catch (err) {
+    // A client that went away, or a body over the limit, is no fault of the upstream's.
+    if (target.metrics && !over && !res.destroyed) {
+      const reason = upstreamErrorReason(err);
+      if (reason) target.metrics.errors[reason].inc();
+    }
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;

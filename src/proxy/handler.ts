@@ -31,6 +31,13 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
   const publicUrl = new URL(config.publicUrl);
   const forwarded = { proto: publicUrl.protocol.slice(0, -1), host: publicUrl.host };
   const maxBodySize = config.maxBodySize;
+  const { metrics } = ctx;
+  const cacheBypass = ctx.sessionCache ? undefined : metrics.cacheResults.bypass;
+  const recordApi = (status: number, seconds: number) => metrics.request('api', status, seconds);
+  // Bound per configured route now, keyed as compileRoutes keys them ('' for '/').
+  const routeMetrics = new Map(
+    config.routes.map((r) => [r.path === '/' ? '' : r.path, metrics.route(r.path)]),
+  );
 
   async function handle(
     req: IncomingMessage,
@@ -51,7 +58,13 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
       res.setHeader('Connection', 'close');
       throw new BffError('payload_too_large');
     }
-    const session = await sessionFromCookie(ctx, req.headers.cookie, facts.secure(req), ctx.sessionCache);
+    const session = await sessionFromCookie(
+      ctx,
+      req.headers.cookie,
+      facts.secure(req),
+      ctx.sessionCache,
+      cacheBypass,
+    );
     if (!session) throw new BffError('unauthenticated');
     const tokens = await ctx.refresher.fresh(session);
 
@@ -65,6 +78,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
       }),
       timeoutMs: config.upstreamTimeoutMs,
       maxBodySize,
+      metrics: routeMetrics.get(found.route.path),
     });
   }
 
@@ -74,7 +88,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     const found = match(path);
     if (!found) return false;
     for (const [name, value] of headers) res.setHeader(name, value);
-    const id = logRequest(ctx.accessLog, req, res);
+    const id = logRequest(ctx.accessLog, req, res, recordApi);
     handle(req, res, path, found).catch((err: unknown) => sendJsonError(log, err, res, id));
     return true;
   };

@@ -1,3 +1,4 @@
+import type { SessionCacheCounters } from '../metrics.js';
 import type { Session } from './sessions.js';
 import type { InvalidationFeed } from './store.js';
 
@@ -27,6 +28,7 @@ export class SessionCache {
     private readonly feed: InvalidationFeed,
     private readonly ttlMs: number,
     private readonly maxEntries = 10_000,
+    private readonly counters?: SessionCacheCounters,
   ) {
     feed.onInvalidate((key) => {
       this.generation++;
@@ -39,12 +41,19 @@ export class SessionCache {
     return this.entries.size;
   }
 
+  /** Counts every lookup: hit, miss (a stale entry too), or bypass while the feed is not live. */
   get(cookie: string, now: number): Session | undefined {
-    if (!this.feed.live) return undefined;
+    if (!this.feed.live) {
+      this.counters?.bypass.inc();
+      return undefined;
+    }
     const entry = this.entries.get(cookie);
-    if (!entry) return undefined;
-    if (entry.until > now && entry.session.expiresAt > now) return entry.session;
-    this.remove(cookie, entry.session.key);
+    if (entry && entry.until > now && entry.session.expiresAt > now) {
+      this.counters?.hit.inc();
+      return entry.session;
+    }
+    this.counters?.miss.inc();
+    if (entry) this.remove(cookie, entry.session.key);
     return undefined;
   }
 

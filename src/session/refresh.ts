@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { BffError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import { InvalidTokenResponseError, UnverifiedRefreshError, describeIdpError } from '../oidc/errors.js';
 import type { TokenSet } from '../oidc/token-set.js';
 import type { Session, Sessions } from './sessions.js';
@@ -22,6 +23,8 @@ export interface RefresherOptions {
   readonly log: Logger;
   readonly now?: () => number;
   readonly hooks?: RefreshHooks;
+  /** Where outcomes, durations and lock waits are counted. */
+  readonly metrics?: Metrics;
 }
 
 /**
@@ -60,6 +63,7 @@ export class TokenRefresher {
     if (!tokens.refreshToken) {
       if (tokens.expiresAt > now) return tokens;
       await this.opts.sessions.destroy(session);
+      this.opts.metrics?.sessionEnds.expired.inc();
       throw new BffError('session_expired', { message: 'The session has ended: its access token expired.' });
     }
     let shared = this.inflight.get(session.key);
@@ -70,9 +74,21 @@ export class TokenRefresher {
     return shared;
   }
 
-  /** One line per refresh: debug when it worked, warn when not. */
-  private record(outcome: RefreshOutcome, startedAt: number, details: Record<string, unknown> = {}): void {
-    const entry = { outcome, durationMs: Math.round(performance.now() - startedAt), ...details };
+  /**
+   * One line per refresh: debug when it worked, warn when not; and the same outcome counted. The
+   * log's duration is the IdP call's (or the wait's, for lock_timeout); the metric's runs from the
+   * first attempt at the lock, so it is what the waiting request experienced.
+   */
+  private record(
+    outcome: RefreshOutcome,
+    startedAt: number,
+    details: Record<string, unknown> = {},
+    attemptStartedAt = startedAt,
+  ): void {
+    const end = performance.now();
+    this.opts.metrics?.refresh(outcome, (end - attemptStartedAt) / 1000);
+    if (outcome === 'invalid_grant') this.opts.metrics?.sessionEnds.invalid_grant.inc();
+    const entry = { outcome, durationMs: Math.round(end - startedAt), ...details };
     if (outcome === 'success') this.opts.log.debug(entry, 'token refresh');
     else this.opts.log.warn(entry, 'token refresh failed');
   }
@@ -82,24 +98,38 @@ export class TokenRefresher {
     const startedAt = performance.now();
     const deadline = this.now() + waitTimeoutMs;
     let pause = POLL_MIN_MS;
+    let waited = false;
+    // Observed once, when a request that found the lock taken stops waiting, however that ends.
+    const waitOver = () => {
+      if (waited) this.opts.metrics?.lockWait.observe((performance.now() - startedAt) / 1000);
+      waited = false;
+    };
     for (;;) {
       const owner = randomUUID();
       if (await sessions.refreshLock.acquireLock(session.key, owner, lockTtlMs)) {
-        return this.refreshUnderLock(session, owner);
+        waitOver();
+        return this.refreshUnderLock(session, owner, startedAt);
       }
+      waited = true;
       if (this.now() + pause >= deadline) {
+        waitOver();
         this.record('lock_timeout', startedAt);
         throw new BffError('idp_unavailable', { message: 'The token refresh did not complete in time.' });
       }
       await delay(pause);
       pause = Math.min(pause * 2, POLL_MAX_MS);
       const current = await sessions.readTokens(session);
+      if (!current || current.tokens.refreshAt > this.now()) waitOver();
       if (!current) throw new BffError('session_expired');
       if (current.tokens.refreshAt > this.now()) return current.tokens;
     }
   }
 
-  private async refreshUnderLock(session: Session, owner: string): Promise<TokenSet> {
+  private async refreshUnderLock(
+    session: Session,
+    owner: string,
+    attemptStartedAt: number,
+  ): Promise<TokenSet> {
     const { sessions, lockTtlMs } = this.opts;
     const renew = setInterval(() => {
       sessions.refreshLock.renewLock(session.key, owner, lockTtlMs).catch(() => undefined);
@@ -115,7 +145,7 @@ export class TokenRefresher {
       // with this very refresh token, and a second use would make the IdP revoke the grant.
       const startedAt = performance.now();
       if (!(await sessions.refreshLock.renewLock(session.key, owner, lockTtlMs))) {
-        this.record('lost_lock', startedAt);
+        this.record('lost_lock', startedAt, {}, attemptStartedAt);
         throw new BffError('idp_unavailable', { message: 'The token refresh lost its lock; try again.' });
       }
       let next: TokenSet;
@@ -128,21 +158,28 @@ export class TokenRefresher {
         if (err instanceof UnverifiedRefreshError)
           await sessions.writeTokens(session, current.version, err.keep);
         if (err instanceof InvalidTokenResponseError) {
-          this.record('idp_error', startedAt, {
-            reason: 'invalid_token_response',
-            sessionEnded: true,
-            refreshTokenRevoked: err.revoked,
-            idp: describeIdpError(err),
-          });
+          this.record(
+            'idp_error',
+            startedAt,
+            {
+              reason: 'invalid_token_response',
+              sessionEnded: true,
+              refreshTokenRevoked: err.revoked,
+              idp: describeIdpError(err),
+            },
+            attemptStartedAt,
+          );
         } else {
-          this.record(ends ? 'invalid_grant' : 'idp_error', startedAt, {
-            ...(ends ? { sessionEnded: true } : {}),
-            idp: describeIdpError(err),
-          });
+          this.record(
+            ends ? 'invalid_grant' : 'idp_error',
+            startedAt,
+            { ...(ends ? { sessionEnded: true } : {}), idp: describeIdpError(err) },
+            attemptStartedAt,
+          );
         }
         throw err;
       }
-      this.record('success', startedAt);
+      this.record('success', startedAt, {}, attemptStartedAt);
       if (await sessions.writeTokens(session, current.version, next)) return next;
       // Only possible if the lock lapsed while we worked: trust whatever the winner stored.
       const winner = await sessions.readTokens(session);
