@@ -45,7 +45,7 @@ export function createHttpServer(listener: RequestListener, headersTimeoutMs: nu
   });
   // An upgraded connection (WebSocket) is no longer HTTP; its owner closes it.
   server.on('upgrade', (req: { socket: Socket }) => open.delete(req.socket));
-  server.on('request', (req, res) => {
+  server.prependListener('request', (req, res) => {
     const state = open.get(req.socket);
     if (!state) return;
     state.active++;
@@ -83,7 +83,8 @@ export async function drain(server: Server, graceMs: number, log: Logger): Promi
   const closed = new Promise<void>((resolve) =>
     open ? NetServer.prototype.close.call(server, () => resolve()) : server.close(() => resolve()),
   );
-  server.on('request', (_req, res) => res.setHeader('Connection', 'close'));
+  // Ahead of the app, which may answer before a later listener runs.
+  server.prependListener('request', (_req, res) => res.setHeader('Connection', 'close'));
   const sweepIdle = (): void => {
     if (!open) return void server.closeIdleConnections();
     const now = Date.now();
