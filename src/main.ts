@@ -31,7 +31,7 @@ async function main(): Promise<void> {
           `BFF_PORT: port ${config.port} on ${config.host} is already in use; stop what uses it, or set BFF_PORT to a free port`,
         ]);
       });
-      stop = () => coatcheck.close();
+      stop = () => coatcheck.shutdown();
     }
   } catch (err) {
     // No logger exists yet, so the reason goes to stderr, as a plain list rather than a stack.

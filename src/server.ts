@@ -1,5 +1,20 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
+import { Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from './log.js';
+
+/**
+ * While draining, a keep-alive connection is closed once it has been idle this long. A client reusing a
+ * connection sends its next request within moments of the last response; closing it in that gap would
+ * fail a request the client has already sent.
+ */
+const IDLE_SETTLE_MS = 250;
+
+/** Per connection: requests in flight, and since when it has had none. */
+interface ConnectionState {
+  active: number;
+  idleSince: number;
+}
+const connections = new WeakMap<Server, Map<Socket, ConnectionState>>();
 
 /** How long a whole request, body included, may take to arrive; uploads slower than this are cut. */
 const REQUEST_TIMEOUT_MS = 300_000;
@@ -22,6 +37,23 @@ export function createHttpServer(listener: RequestListener, headersTimeoutMs: nu
   );
   // Behind a load balancer with its own idle timeout, ours must be longer, or it races the LB's reuse.
   server.keepAliveTimeout = 65_000;
+  const open = new Map<Socket, ConnectionState>();
+  connections.set(server, open);
+  server.on('connection', (socket: Socket) => {
+    open.set(socket, { active: 0, idleSince: Date.now() });
+    socket.once('close', () => open.delete(socket));
+  });
+  // An upgraded connection (WebSocket) is no longer HTTP; its owner closes it.
+  server.on('upgrade', (req: { socket: Socket }) => open.delete(req.socket));
+  server.prependListener('request', (req, res) => {
+    const state = open.get(req.socket);
+    if (!state) return;
+    state.active++;
+    res.once('close', () => {
+      state.active--;
+      state.idleSince = Date.now();
+    });
+  });
   return server;
 }
 
@@ -38,14 +70,30 @@ export async function listenOn(server: Server, port: number, host: string): Prom
   return typeof address === 'object' && address ? address.port : port;
 }
 
-/** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes the rest. */
+/**
+ * Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes the rest. Keep-alive
+ * connections are closed as they go idle: a busy one after its current response, which says
+ * `Connection: close`, an idle one once it has stayed idle a moment.
+ */
 export async function drain(server: Server, graceMs: number, log: Logger): Promise<void> {
+  const open = connections.get(server);
+  // http.Server#close would destroy every idle connection at once, racing clients that are reusing
+  // one right now; the net close only stops accepting, and the sweep below closes idle ones safely.
   // A server that is already closed answers with an error here; it is drained all the same.
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  // Keep-alive connections become idle as their last response ends; close each as soon as it does.
-  server.on('request', (_req, res) => res.setHeader('Connection', 'close'));
-  server.closeIdleConnections();
-  const sweep = setInterval(() => server.closeIdleConnections(), 50);
+  const closed = new Promise<void>((resolve) =>
+    open ? NetServer.prototype.close.call(server, () => resolve()) : server.close(() => resolve()),
+  );
+  // Ahead of the app, which may answer before a later listener runs.
+  server.prependListener('request', (_req, res) => res.setHeader('Connection', 'close'));
+  const sweepIdle = (): void => {
+    if (!open) return void server.closeIdleConnections();
+    const now = Date.now();
+    for (const [socket, state] of open) {
+      if (state.active === 0 && now - state.idleSince >= IDLE_SETTLE_MS) socket.destroy();
+    }
+  };
+  sweepIdle();
+  const sweep = setInterval(sweepIdle, 50);
   const timer = setTimeout(() => {
     log.warn('grace period over; closing remaining connections');
     server.closeAllConnections();

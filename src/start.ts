@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { createApp, type App } from './app.js';
 import { describeConfig } from './config/describe.js';
+import { markStopping } from './endpoints/health.js';
 import { ConfigError, type Config } from './config/load.js';
 import type { AppContext } from './context.js';
 import { createLogger, type Logger } from './log.js';
@@ -13,9 +14,6 @@ import { MemorySessionStore } from './session/memory-store.js';
 import { RedisSessionStore } from './session/redis-store.js';
 import type { RefreshHooks } from './session/refresh.js';
 import type { SessionStore } from './session/store.js';
-
-/** How long in-flight requests may take to finish once shutdown starts. */
-const SHUTDOWN_GRACE_MS = 10_000;
 
 /** What a caller other than main.ts may bring: tests bring a clock, hooks, a log sink and a shared store. */
 export interface StartOptions {
@@ -47,6 +45,11 @@ export interface Coatcheck {
    * and last the store, which in-flight requests still use. Calling it again waits for the same stop.
    */
   close(graceMs?: number): Promise<void>;
+  /**
+   * The SIGTERM path: /readyz answers 503 at once, everything else is served for BFF_SHUTDOWN_DELAY
+   * while load balancers notice, then close() with BFF_SHUTDOWN_TIMEOUT as the grace period.
+   */
+  shutdown(): Promise<void>;
 }
 
 /** The store the config names; a Redis user that may not publish is a configuration error. */
@@ -145,15 +148,19 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
   }
 
   let stopped: Promise<void> | undefined;
+  let shuttingDown: Promise<void> | undefined;
   async function stop(graceMs: number): Promise<void> {
-    // A pre-stop delay belongs here, before the listener closes: readiness answering 503 while a
-    // load balancer takes this instance out of rotation.
+    markStopping(context);
     log.info('shutting down: draining in-flight requests');
     upgrades?.close();
     await drain(server, graceMs, log);
     await context.upstream.close();
     if (ownsStore) await store.close();
     log.info('stopped');
+  }
+  function close(graceMs = config.shutdownTimeoutMs): Promise<void> {
+    stopped ??= stop(graceMs).finally(() => metricsServer?.close());
+    return stopped;
   }
   return {
     port,
@@ -162,9 +169,18 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
     store,
     context,
     app,
-    close(graceMs = SHUTDOWN_GRACE_MS) {
-      stopped ??= stop(graceMs).finally(() => metricsServer?.close());
-      return stopped;
+    close,
+    shutdown() {
+      shuttingDown ??= (async () => {
+        markStopping(context);
+        log.info(
+          { delaySeconds: config.shutdownDelayMs / 1000 },
+          'shutting down: /readyz answers 503; still serving while load balancers notice',
+        );
+        await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+        await close(config.shutdownTimeoutMs);
+      })();
+      return shuttingDown;
     },
   };
 }

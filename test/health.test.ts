@@ -42,16 +42,56 @@ test('Redis down: /readyz 503, session requests 503 JSON, no crash; Redis back: 
   expect((await again.go(`${stack.bff.url}/api/x`, { headers: csrf })).status).toBe(200);
 });
 
-test('IdP down: /readyz 503; IdP back: ready again', async () => {
+test('IdP down after its metadata loaded: /readyz stays 200 and shows it, login 503; IdP back: login again', async () => {
   await stack.idp.stop();
   try {
-    const ready = await get('/readyz');
-    expect(ready.status).toBe(503);
-    expect(ready.body).toMatchObject({ checks: { idp: 'unreachable' } });
+    expect(await get('/readyz')).toEqual({
+      status: 200,
+      body: { status: 'ready', checks: { store: 'ok', idp: 'unreachable' } },
+    });
+    // The authorization URL needs nothing from the IdP now, so only the remembered outage stops it.
+    const login = await request(`${stack.bff.url}/bff/login`);
+    expect(login.statusCode).toBe(503);
+    expect(await login.body.json()).toEqual({ error: 'idp_unavailable', message: expect.any(String) });
   } finally {
     await stack.idp.start();
   }
-  expect((await get('/readyz')).status).toBe(200);
+  expect(await get('/readyz')).toMatchObject({ status: 200, body: { checks: { idp: 'ok' } } });
+  const login = await request(`${stack.bff.url}/bff/login`);
+  await login.body.dump();
+  expect(login.statusCode).toBe(302);
+});
+
+test('IdP metadata never loaded: /readyz 503 until discovery succeeds', async () => {
+  const { startCoatcheck } = await import('../src/start.js');
+  const log = (await import('../src/log.js')).createLogger('silent');
+  await stack.idp.stop();
+  let fresh: Awaited<ReturnType<typeof startCoatcheck>> | undefined;
+  try {
+    fresh = await startCoatcheck({ ...stack.bff.config, port: 0 }, { log });
+    const res = await request(`http://127.0.0.1:${fresh.port}/readyz`);
+    expect(res.statusCode).toBe(503);
+    expect(await res.body.json()).toEqual({
+      status: 'not_ready',
+      checks: { store: 'ok', idp: 'unreachable' },
+    });
+  } finally {
+    await stack.idp.start();
+  }
+  try {
+    const url = `http://127.0.0.1:${fresh.port}/readyz`;
+    await waitFor(
+      async () => {
+        const res = await request(url);
+        await res.body.dump();
+        return res.statusCode === 200 ? true : undefined;
+      },
+      10_000,
+      'readiness once the IdP is up',
+    );
+  } finally {
+    await fresh.close();
+  }
 });
 
 test('an IdP that is down at start-up is discovered once it comes up', async () => {

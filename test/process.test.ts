@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import { startIdp, type Idp } from '../src/demo/idp.js';
 import { Browser } from './support/browser.js';
 import { freePort, waitFor } from './support/ports.js';
@@ -201,6 +201,7 @@ describe('a configured process', () => {
       BFF_SESSION_SECRET: SESSION_SECRET,
       BFF_ROUTES: JSON.stringify([{ path: '/api', target: `${upstream.url}/v1` }]),
       BFF_UPSTREAM_TIMOUT: '5',
+      BFF_SHUTDOWN_DELAY: '0.5',
     });
     await waitFor(
       () => (proc.out().includes('coatcheck listening') ? true : undefined),
@@ -306,4 +307,184 @@ describe('a configured process', () => {
     expect(proc.out()).toContain('"msg":"stopped"');
     await expect(request(`${url}/healthz`)).rejects.toThrow();
   });
+});
+
+describe('SIGTERM under a steady concurrent load', () => {
+  const DELAY_MS = 1000;
+  const TIMEOUT_MS = 5000;
+  let idp: Idp;
+  let redis: TestRedis;
+  let upstream: TestUpstream;
+  let proc: ReturnType<typeof run>;
+  let url: string;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    [redis, upstream] = await Promise.all([startRedis(), startUpstream()]);
+    idp = await startIdp({
+      users: [ALICE],
+      audience: AUDIENCE,
+      clients: [
+        {
+          client_id: CLIENT_ID,
+          client_secret: CLIENT_SECRET,
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          redirect_uris: [`${url}/bff/callback`],
+          post_logout_redirect_uris: [`${url}/`],
+        },
+      ],
+    });
+    proc = run({
+      BFF_PORT: String(port),
+      BFF_HOST: '127.0.0.1',
+      BFF_PUBLIC_URL: url,
+      BFF_ISSUER: idp.issuer,
+      BFF_CLIENT_ID: CLIENT_ID,
+      BFF_CLIENT_SECRET: CLIENT_SECRET,
+      BFF_REDIS_URL: redis.url,
+      BFF_SESSION_SECRET: SESSION_SECRET,
+      BFF_ROUTES: JSON.stringify([{ path: '/api', target: `${upstream.url}/v1` }]),
+      BFF_LOG_LEVEL: 'warn',
+      BFF_SHUTDOWN_DELAY: String(DELAY_MS / 1000),
+      BFF_SHUTDOWN_TIMEOUT: String(TIMEOUT_MS / 1000),
+    });
+    await waitFor(
+      async () => {
+        const res = await request(`${url}/readyz`).catch(() => undefined);
+        await res?.body.dump();
+        return res?.statusCode === 200 ? true : undefined;
+      },
+      15_000,
+      'the process to be ready',
+    );
+  }, 30_000);
+
+  afterAll(async () => {
+    if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+    await Promise.all([idp?.close(), redis?.stop(), upstream?.close()]);
+  });
+
+  /**
+   * A fresh connection: its status, 'refused', or 'raced' when it reached the kernel's queue just as
+   * the listener closed (the kernel then resets it: it was never accepted).
+   */
+  async function fresh(path: string): Promise<number | 'refused' | 'raced'> {
+    try {
+      const res = await request(`${url}${path}`, { reset: true });
+      await res.body.dump();
+      return res.statusCode;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ECONNREFUSED') return 'refused';
+      if (code === 'ECONNRESET') return 'raced';
+      throw new Error(`fresh ${path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  test('readiness flips at once, nothing sent fails, new connections are refused after the delay, the download completes, exit 0', async () => {
+    const b = new Browser();
+    await b.login(url);
+    const cookie = await b.jar.getCookieString(url);
+
+    // Eight keep-alive clients, half on /healthz, half on an API call through the real upstream.
+    const failures: string[] = [];
+    const successAt: number[] = [];
+    let refusedAt: number | undefined;
+    let flippedAt: number | undefined;
+    const loops = Array.from({ length: 8 }, async (_, i) => {
+      const client = new Client(url, { pipelining: 1 });
+      const api = i % 2 === 1;
+      try {
+        for (let n = 0; n < 20_000; n++) {
+          let res;
+          try {
+            res = await client.request({
+              method: 'GET',
+              path: api ? '/api/hello' : '/healthz',
+              headers: api ? { 'x-csrf': '1', cookie } : {},
+            });
+          } catch (err) {
+            // Only a connection that was never accepted is a request never sent.
+            if ((err as NodeJS.ErrnoException).code === 'ECONNREFUSED') return n;
+            failures.push(`client ${i} request ${n}: ${(err as Error).message}`);
+            return n;
+          }
+          try {
+            const body = (await res.body.json()) as Record<string, unknown>;
+            if (res.statusCode !== 200) failures.push(`client ${i}: status ${res.statusCode}`);
+            else if (api ? body.url !== '/v1/hello' : body.status !== 'ok')
+              failures.push(`client ${i}: body ${JSON.stringify(body)}`);
+            else successAt.push(Date.now());
+          } catch (err) {
+            failures.push(`client ${i} response ${n}: ${(err as Error).message}`);
+            return n;
+          }
+        }
+        failures.push(`client ${i}: never refused`);
+        return -1;
+      } finally {
+        await client.destroy();
+      }
+    });
+    await waitFor(() => (successAt.length >= 80 ? true : undefined), 10_000, 'steady load');
+
+    // A long download, read only after the listener has closed, so it is in flight through the whole drain.
+    const BYTES = 32 * 1024 * 1024;
+    const downloader = new Client(url);
+    const download = await downloader.request({
+      method: 'GET',
+      path: `/api/big?bytes=${BYTES}`,
+      headers: { 'x-csrf': '1', cookie },
+    });
+    expect(download.statusCode).toBe(200);
+
+    const exited = once(proc.child, 'exit');
+    const signalledAt = Date.now();
+    proc.child.kill('SIGTERM');
+
+    await waitFor(
+      async () => {
+        const status = await fresh('/readyz');
+        if (status === 503) flippedAt = Date.now();
+        return flippedAt;
+      },
+      DELAY_MS,
+      '/readyz to answer 503',
+    );
+    const servedAfterFlip = successAt.length;
+    await waitFor(
+      async () => {
+        if ((await fresh('/healthz')) === 'refused') refusedAt = Date.now();
+        return refusedAt;
+      },
+      DELAY_MS + 2000,
+      'new connections to be refused',
+    );
+    // Still served while load balancers notice, and only refused once the delay is over.
+    expect(successAt.length).toBeGreaterThan(servedAfterFlip);
+    expect(refusedAt! - signalledAt).toBeGreaterThanOrEqual(DELAY_MS);
+
+    let received = 0;
+    try {
+      for await (const chunk of download.body) received += (chunk as Buffer).length;
+    } catch (err) {
+      throw new Error(
+        `download after ${received} bytes: ${(err as Error).message}; log: ${proc.out()} ${proc.err()}`,
+        { cause: err },
+      );
+    }
+    expect(received).toBe(BYTES);
+    await downloader.close();
+
+    const ends = await Promise.all(loops);
+    expect(failures).toEqual([]);
+    expect(ends.every((n) => n > 0)).toBe(true);
+
+    const [code] = (await exited) as [number];
+    expect(code).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(DELAY_MS + TIMEOUT_MS);
+    expect(proc.err()).toBe('');
+  }, 30_000);
 });

@@ -48,6 +48,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
       sessionCache: seconds(config.sessionCacheTtlMs),
       upstream: seconds(config.upstreamTimeoutMs),
       headers: seconds(config.headersTimeoutMs),
+      shutdownDelay: seconds(config.shutdownDelayMs),
+      shutdownTimeout: seconds(config.shutdownTimeoutMs),
     },
     maxBodySize: config.maxBodySize,
     logLevel: config.logLevel,

@@ -82,6 +82,10 @@ export interface Config {
   readonly logLevel: string;
   /** The separate Prometheus listener; undefined when BFF_METRICS_PORT is unset. */
   readonly metrics: { readonly port: number; readonly host: string } | undefined;
+  /** After SIGTERM: how long /readyz answers 503 while coatcheck still serves, so load balancers notice. */
+  readonly shutdownDelayMs: number;
+  /** Then how long in-flight requests, downloads and streams included, may take to finish. */
+  readonly shutdownTimeoutMs: number;
   /** Problems that do not stop start-up (unknown BFF_* names), for the logger to report. */
   readonly warnings: readonly string[];
 }
@@ -415,6 +419,8 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
       e.BFF_METRICS_PORT === undefined
         ? undefined
         : { port: e.BFF_METRICS_PORT, host: e.BFF_METRICS_HOST ?? e.BFF_HOST },
+    shutdownDelayMs: e.BFF_SHUTDOWN_DELAY,
+    shutdownTimeoutMs: e.BFF_SHUTDOWN_TIMEOUT,
     warnings,
   });
 }

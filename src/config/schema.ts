@@ -228,6 +228,12 @@ export const envSchema = z.object({
     .max(65535, 'must be a port number from 0 to 65535')
     .optional(),
   BFF_METRICS_HOST: z.string().optional(),
+  // 0 is allowed: with nothing in front to take the instance out of rotation, there is nothing to wait for.
+  BFF_SHUTDOWN_DELAY: secondsNumber()
+    .min(0, 'must be a number of seconds, 0 or more')
+    .default(5)
+    .transform((s) => Math.round(s * 1000)),
+  BFF_SHUTDOWN_TIMEOUT: seconds(20),
 });
 
 export type RouteConfig = z.infer<typeof routeSchema>;

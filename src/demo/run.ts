@@ -169,6 +169,7 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
 
   return {
     async stop() {
+      // No pre-stop delay: no load balancer sits in front of a demo, and Ctrl-C should stop it at once.
       await coatcheck.close();
       await Promise.all([api.close(), idp.close()]);
     },

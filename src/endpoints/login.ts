@@ -36,6 +36,9 @@ export function login(ctx: AppContext) {
     // Nothing is stored yet, but the callback needs the store: a login that cannot finish is refused
     // here, before the user is sent through the IdP for nothing.
     await ctx.sessions.checkStore();
+    // The authorization URL is built from metadata loaded earlier, so without this check an IdP outage
+    // would only show once the browser got there.
+    if (await ctx.oidc.knownUnreachable()) throw new BffError('idp_unavailable');
 
     const secure = ctx.requestFacts.secure(req);
     const { sessionSecrets } = ctx.config;

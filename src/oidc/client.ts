@@ -10,6 +10,8 @@ import { capturingFetch } from './response-capture.js';
 
 /** How long a failed discovery is remembered before the next request may try again. */
 const RETRY_DISCOVERY_MS = 2000;
+/** How long a failed reachability check stands before login checks again. */
+const RECHECK_UNREACHABLE_MS = 2000;
 const IDP_TIMEOUT_S = 10;
 /** Shown while discovery has never worked: a deployment fault the user cannot fix, so it points at the log. */
 const NEVER_REACHED =
@@ -49,8 +51,15 @@ export interface OidcClient {
   readonly log: Logger;
   /** The discovered configuration; discovers on first use and again after a failure, so an IdP outage at boot heals. */
   configuration(): Promise<client.Configuration>;
-  /** For /readyz: is the IdP's metadata reachable right now? */
+  /** For /readyz: is the IdP's metadata reachable right now? The answer is remembered for login. */
   metadataReachable(): Promise<boolean>;
+  /** Has the metadata been loaded (discovery succeeded) at least once? */
+  metadataLoaded(): boolean;
+  /**
+   * For login: did the last reachability check find the IdP down? Nothing is checked while the IdP
+   * was last seen up; once it was seen down, a stale answer is checked again, so login heals on its own.
+   */
+  knownUnreachable(): Promise<boolean>;
   /**
    * Verifies an ID token's JWS signature against the IdP's JWKS. openid-client skips this for
    * tokens from the token endpoint, and its key cache refuses a rotated key for a while.
@@ -126,6 +135,25 @@ export function createOidcClient(cfg: OidcSettings, log: Logger, metrics?: Metri
   let lastFailure: unknown;
   let discovered = false;
   let verifier: IdTokenVerifier | undefined;
+  let reachability: { ok: boolean; at: number } | undefined;
+  let probing: Promise<boolean> | undefined;
+
+  async function probe(): Promise<boolean> {
+    let ok: boolean;
+    try {
+      const res = await fetch(discoveryUrl(cfg.issuer), { signal: AbortSignal.timeout(2000) });
+      await res.body?.cancel();
+      ok = res.ok;
+    } catch {
+      ok = false;
+    }
+    if (reachability && reachability.ok !== ok) {
+      if (ok) log.info({ issuer: cfg.issuer }, 'identity provider reachable again');
+      else log.warn({ issuer: cfg.issuer }, 'identity provider unreachable; login answers 503 meanwhile');
+    }
+    reachability = { ok, at: Date.now() };
+    return ok;
+  }
 
   async function discover(): Promise<client.Configuration> {
     const auth = await clientAuth(cfg.client.auth);
@@ -187,15 +215,15 @@ export function createOidcClient(cfg: OidcSettings, log: Logger, metrics?: Metri
         throw new Error('The IdP publishes no jwks_uri, so ID token signatures cannot be verified.');
       await verifier(idToken);
     },
-    async metadataReachable() {
-      const url = discoveryUrl(cfg.issuer);
-      try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-        await res.body?.cancel();
-        return res.ok;
-      } catch {
-        return false;
-      }
+    metadataReachable() {
+      probing ??= probe().finally(() => (probing = undefined));
+      return probing;
+    },
+    metadataLoaded: () => discovered,
+    async knownUnreachable() {
+      if (!reachability || reachability.ok) return false;
+      if (Date.now() - reachability.at < RECHECK_UNREACHABLE_MS) return true;
+      return !(await oidc.metadataReachable());
     },
   };
   return oidc;
