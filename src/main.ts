@@ -21,7 +21,18 @@ async function main(): Promise<void> {
       throw new ConfigError(demoModeProblems(env), unknownNameWarnings(env));
     }
     if (!env.BFF_ISSUER) {
-      const { runDemo } = await import('./demo/run.js');
+      const { runDemo } = await import('./demo/run.js').catch((err: unknown) => {
+        // oidc-provider is an optional dependency: only demo mode needs it, and images omit it.
+        if (
+          (err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' &&
+          String(err).includes('oidc-provider')
+        ) {
+          throw new ConfigError([
+            'BFF_ISSUER: is not set, and demo mode needs the optional dependency oidc-provider, which is not installed (npm install without --omit=optional)',
+          ]);
+        }
+        throw err;
+      });
       stop = (await runDemo(env)).stop;
     } else {
       const config = loadConfig(env);
