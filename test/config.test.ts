@@ -3,26 +3,7 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 import { demoModeProblems } from '../src/config/names.js';
-
-const valid = {
-  BFF_PUBLIC_URL: 'https://app.example.com',
-  BFF_ISSUER: 'https://idp.example.com',
-  BFF_CLIENT_ID: 'spa',
-  BFF_CLIENT_SECRET: 'super-secret-client-credential',
-  BFF_REDIS_URL: 'redis://127.0.0.1:6380',
-  BFF_SESSION_SECRET: 'x'.repeat(32),
-  BFF_ROUTES: '[{"path":"/api","target":"http://127.0.0.1:5000/v1"}]',
-};
-
-function problems(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
-    throw err;
-  }
-  return [];
-}
+import { configProblems as problems, validEnv as valid } from './support/config-env.js';
 
 test('applies the documented defaults', () => {
   const c = loadConfig(valid);

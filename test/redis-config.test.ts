@@ -1,26 +1,10 @@
 import { describeConfig } from '../src/config/describe.js';
-import { ConfigError, loadConfig } from '../src/config/load.js';
+import { loadConfig } from '../src/config/load.js';
+import { configProblems as problems, validEnv } from './support/config-env.js';
 
-const base = {
-  BFF_PUBLIC_URL: 'https://app.example.com',
-  BFF_ISSUER: 'https://idp.example.com',
-  BFF_CLIENT_ID: 'spa',
-  BFF_CLIENT_SECRET: 'super-secret-client-credential',
-  BFF_SESSION_SECRET: 'x'.repeat(32),
-  BFF_ROUTES: '[{"path":"/api","target":"http://127.0.0.1:5000/v1"}]',
-};
+const { BFF_REDIS_URL: _standalone, ...base } = validEnv;
 const SENTINELS = 'redis://:sentinel-pw@10.0.0.1:26379,redis://:sentinel-pw@10.0.0.2:26379';
 const SEEDS = 'redis://10.0.1.1:6379, redis://10.0.1.2:6379';
-
-function problems(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
-    throw err;
-  }
-  return [];
-}
 
 describe('exactly one Redis topology when BFF_SESSION_STORE=redis', () => {
   test('none set is an absence, listed with the other problems', () => {

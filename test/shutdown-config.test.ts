@@ -1,24 +1,7 @@
-import { ConfigError, loadConfig } from '../src/config/load.js';
+import { loadConfig } from '../src/config/load.js';
+import { configProblems, validEnv as valid } from './support/config-env.js';
 
-const valid = {
-  BFF_PUBLIC_URL: 'https://app.example.com',
-  BFF_ISSUER: 'https://idp.example.com',
-  BFF_CLIENT_ID: 'spa',
-  BFF_CLIENT_SECRET: 'super-secret-client-credential',
-  BFF_REDIS_URL: 'redis://127.0.0.1:6380',
-  BFF_SESSION_SECRET: 'x'.repeat(32),
-  BFF_ROUTES: '[{"path":"/api","target":"http://127.0.0.1:5000/v1"}]',
-};
-
-function problems(env: Record<string, string>): readonly string[] {
-  try {
-    loadConfig({ ...valid, ...env });
-    return [];
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-}
+const problems = (env: Record<string, string>): string[] => configProblems({ ...valid, ...env });
 
 test('shutdown timings default to a delay and a timeout that fit in the default grace period', () => {
   const c = loadConfig(valid);
