@@ -164,45 +164,58 @@ test('a port already in use in production is one line naming BFF_PORT, not a sta
   }
 });
 
+/** A real coatcheck process on a free port, with its own Redis, IdP and upstream; `env` adds to its configuration. */
+async function startConfiguredProcess(env: Record<string, string>): Promise<{
+  url: string;
+  idp: Idp;
+  redis: TestRedis;
+  upstream: TestUpstream;
+  proc: ReturnType<typeof run>;
+}> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const [redis, upstream] = await Promise.all([startRedis(), startUpstream()]);
+  const idp = await startIdp({
+    users: [ALICE],
+    audience: AUDIENCE,
+    clients: [
+      {
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [`${url}/bff/callback`],
+        post_logout_redirect_uris: [`${url}/`],
+      },
+    ],
+  });
+  const proc = run({
+    BFF_PORT: String(port),
+    BFF_HOST: '127.0.0.1',
+    BFF_PUBLIC_URL: url,
+    BFF_ISSUER: idp.issuer,
+    BFF_CLIENT_ID: CLIENT_ID,
+    BFF_CLIENT_SECRET: CLIENT_SECRET,
+    BFF_REDIS_URL: redis.url,
+    BFF_SESSION_SECRET: SESSION_SECRET,
+    BFF_ROUTES: JSON.stringify([{ path: '/api', target: `${upstream.url}/v1` }]),
+    ...env,
+  });
+  return { url, idp, redis, upstream, proc };
+}
+
 describe('a configured process', () => {
   let idp: Idp;
   let redis: TestRedis;
   let upstream: TestUpstream;
-  let port: number;
   let proc: ReturnType<typeof run>;
   let url: string;
 
   beforeAll(async () => {
-    port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    [redis, upstream] = await Promise.all([startRedis(), startUpstream()]);
-    idp = await startIdp({
-      users: [ALICE],
-      audience: AUDIENCE,
-      clients: [
-        {
-          client_id: CLIENT_ID,
-          client_secret: CLIENT_SECRET,
-          grant_types: ['authorization_code', 'refresh_token'],
-          response_types: ['code'],
-          redirect_uris: [`${url}/bff/callback`],
-          post_logout_redirect_uris: [`${url}/`],
-        },
-      ],
-    });
-    proc = run({
-      BFF_PORT: String(port),
-      BFF_HOST: '127.0.0.1',
-      BFF_PUBLIC_URL: url,
-      BFF_ISSUER: idp.issuer,
-      BFF_CLIENT_ID: CLIENT_ID,
-      BFF_CLIENT_SECRET: CLIENT_SECRET,
-      BFF_REDIS_URL: redis.url,
-      BFF_SESSION_SECRET: SESSION_SECRET,
-      BFF_ROUTES: JSON.stringify([{ path: '/api', target: `${upstream.url}/v1` }]),
+    ({ url, idp, redis, upstream, proc } = await startConfiguredProcess({
       BFF_UPSTREAM_TIMOUT: '5',
       BFF_SHUTDOWN_DELAY: '0.5',
-    });
+    }));
     await waitFor(
       () => (proc.out().includes('coatcheck listening') ? true : undefined),
       15_000,
@@ -319,37 +332,11 @@ describe('SIGTERM under a steady concurrent load', () => {
   let url: string;
 
   beforeAll(async () => {
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    [redis, upstream] = await Promise.all([startRedis(), startUpstream()]);
-    idp = await startIdp({
-      users: [ALICE],
-      audience: AUDIENCE,
-      clients: [
-        {
-          client_id: CLIENT_ID,
-          client_secret: CLIENT_SECRET,
-          grant_types: ['authorization_code', 'refresh_token'],
-          response_types: ['code'],
-          redirect_uris: [`${url}/bff/callback`],
-          post_logout_redirect_uris: [`${url}/`],
-        },
-      ],
-    });
-    proc = run({
-      BFF_PORT: String(port),
-      BFF_HOST: '127.0.0.1',
-      BFF_PUBLIC_URL: url,
-      BFF_ISSUER: idp.issuer,
-      BFF_CLIENT_ID: CLIENT_ID,
-      BFF_CLIENT_SECRET: CLIENT_SECRET,
-      BFF_REDIS_URL: redis.url,
-      BFF_SESSION_SECRET: SESSION_SECRET,
-      BFF_ROUTES: JSON.stringify([{ path: '/api', target: `${upstream.url}/v1` }]),
+    ({ url, idp, redis, upstream, proc } = await startConfiguredProcess({
       BFF_LOG_LEVEL: 'warn',
       BFF_SHUTDOWN_DELAY: String(DELAY_MS / 1000),
       BFF_SHUTDOWN_TIMEOUT: String(TIMEOUT_MS / 1000),
-    });
+    }));
     await waitFor(
       async () => {
         const res = await request(`${url}/readyz`).catch(() => undefined);
