@@ -1,146 +1,38 @@
 // npm run bench: starts everything on loopback, measures four targets side by side with wrk, and
 // writes bench/results/latest.{json,md}. Nothing is started by hand; nothing here runs in npm test.
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { unsign } from 'cookie-signature';
 import { Redis } from 'ioredis';
-import { CookieJar } from 'tough-cookie';
 import { request } from 'undici';
 import { startIdp } from '../dist/demo/idp.js';
 import { RedisSessionStore } from '../dist/session/redis-store.js';
 import { Sessions } from '../dist/session/sessions.js';
+import {
+  CLIENT,
+  CONNECTIONS,
+  SECRET,
+  ensureTools,
+  freePort,
+  login,
+  median,
+  rssMb,
+  start,
+  stopAll,
+  tmpDirs,
+  totalCommands,
+  waitForPort,
+  wrk,
+} from './lib.mjs';
+import { barChart } from './svg.mjs';
 
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const DURATION = Number(process.env.BENCH_DURATION ?? 8);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
-const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
 const DOWNLOAD_MB = Number(process.env.BENCH_DOWNLOAD_MB ?? 100);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const SOAK = Number(process.env.BENCH_SOAK ?? 0);
-const SECRET = 'bench-session-secret-0123456789abcdef';
-const CLIENT = { id: 'coatcheck-bench', secret: 'bench-client-secret-0123456789' };
-const run = promisify(execFile);
-const children = [];
-
-function ensureTools() {
-  const missing = ['wrk', 'nginx', 'redis-server'].filter((t) => {
-    try {
-      execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
-      return false;
-    } catch {
-      return true;
-    }
-  });
-  if (!missing.length) return;
-  console.log(`installing ${missing.join(', ')} from Debian's packages…`);
-  const pkgs = missing.map((t) => (t === 'redis-server' ? 'redis-server' : t));
-  execFileSync(
-    'sh',
-    ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs.join(' ')}`],
-    {
-      stdio: 'inherit',
-    },
-  );
-}
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port, what) {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const ok = await new Promise((resolve) => {
-      const c = connect(port, '127.0.0.1', () => (c.destroy(), resolve(true)));
-      c.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not start on port ${port}`);
-    await delay(50);
-  }
-}
-
-const tmpDirs = [];
-
-function start(cmd, args, env = {}, what = cmd) {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => (err = (err + d).slice(-2000)));
-  child.on('exit', (code) => {
-    if (code && !child.stopping) console.error(`${what} exited with ${code}:\n${err}`);
-  });
-  children.push(child);
-  return child;
-}
-
-function rssMb(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-/** A scripted user: follows redirects, signs in and consents on the IdP's pages. */
-async function login(bffUrl) {
-  const jar = new CookieJar();
-  let url = `${bffUrl}/bff/login`;
-  let init = { method: 'GET' };
-  for (let hop = 0; hop < 25; hop++) {
-    const cookie = await jar.getCookieString(url);
-    const res = await request(url, { ...init, headers: { ...init.headers, ...(cookie ? { cookie } : {}) } });
-    const text = await res.body.text();
-    for (const c of [].concat(res.headers['set-cookie'] ?? []))
-      await jar.setCookie(c, url, { ignoreError: true });
-    if (res.statusCode >= 300 && res.statusCode < 400) {
-      url = new URL(res.headers.location, url).href;
-      init = { method: 'GET' };
-      continue;
-    }
-    const form = /<form[^>]*action="([^"]+\/(login|confirm))"/.exec(text);
-    if (!form) break;
-    url = new URL(form[1], url).href;
-    const body = form[2] === 'login' ? 'username=bench&password=bench' : '';
-    init = { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } };
-  }
-  const session = (await jar.getCookies(bffUrl)).find((c) => c.key === 'coatcheck');
-  if (!session) throw new Error('login through coatcheck failed');
-  return `coatcheck=${session.value}`;
-}
-
-async function wrk(url, headers, seconds, connections = CONNECTIONS) {
-  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '-s', 'bench/wrk.lua', '--timeout', '5s'];
-  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
-  const { stdout } = await run('wrk', [...args, url], { maxBuffer: 1 << 20 });
-  const line = stdout
-    .trim()
-    .split('\n')
-    .findLast((l) => l.startsWith('{'));
-  const r = JSON.parse(line);
-  const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
-  return {
-    rps: r.requests / (r.duration_us / 1e6),
-    p50: r.latency_us.p50 / 1000,
-    p99: r.latency_us.p99 / 1000,
-    p999: r.latency_us.p999 / 1000,
-    errors,
-    requests: r.requests,
-  };
-}
-
-async function totalCommands(redis) {
-  return Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))[1]);
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /**
  * Runs every target REPEAT times, interleaved (a, b, c, d, a, b, c, d, ...) rather than one
@@ -204,7 +96,7 @@ http {
 async function main() {
   ensureTools();
   const ports = {};
-  for (const k of ['redis', 'upstream', 'nginx', 'naive', 'coatcheck']) ports[k] = await freePort();
+  for (const k of ['redis', 'upstream', 'nginx', 'bare', 'naive', 'coatcheck']) ports[k] = await freePort();
   const tmp = mkdtempSync(join(tmpdir(), 'coatcheck-bench-'));
   tmpDirs.push(tmp);
   const redisUrl = `redis://127.0.0.1:${ports.redis}`;
@@ -262,6 +154,12 @@ async function main() {
   );
   start(
     process.execPath,
+    ['bench/bare-proxy.mjs'],
+    { PORT: String(ports.bare), TARGET: `http://127.0.0.1:${ports.upstream}/v1` },
+    'bare Node proxy',
+  );
+  start(
+    process.execPath,
     ['bench/naive-bff.mjs'],
     {
       PORT: String(ports.naive),
@@ -274,6 +172,7 @@ async function main() {
   await Promise.all([
     waitForPort(ports.upstream, 'upstream'),
     waitForPort(ports.nginx, 'nginx'),
+    waitForPort(ports.bare, 'bare Node proxy'),
     waitForPort(ports.naive, 'naive BFF'),
     waitForPort(ports.coatcheck, 'coatcheck'),
   ]);
@@ -321,6 +220,7 @@ async function main() {
     [
       ['direct (ceiling)', `http://127.0.0.1:${ports.upstream}/v1/${path}`, {}],
       ['nginx', `http://127.0.0.1:${ports.nginx}/api/${path}`, {}],
+      ['bare Node proxy', `http://127.0.0.1:${ports.bare}/api/${path}`, { ...auth, Cookie: coatcheckCookie }],
       ['naive BFF', `http://127.0.0.1:${ports.naive}/api/${path}`, { ...auth, Cookie: naiveCookie }],
       ['coatcheck', `http://127.0.0.1:${ports.coatcheck}/api/${path}`, { ...auth, Cookie: coatcheckCookie }],
     ].filter(([name]) => !only || only.includes(name) || name === 'coatcheck');
@@ -402,6 +302,14 @@ async function main() {
     );
   }
 
+  // Per round, since the rounds are interleaved: coatcheck's run i against the bare proxy's run i.
+  const perRound = (list) => {
+    const c = list.find((r) => r.name === 'coatcheck');
+    const b = list.find((r) => r.name === 'bare Node proxy');
+    if (!c || !b) return { median: NaN, min: NaN, max: NaN, rounds: [] };
+    const rounds = c.runs.map((r, i) => r.rps / b.runs[i].rps);
+    return { median: median(rounds), min: Math.min(...rounds), max: Math.max(...rounds), rounds };
+  };
   const get = (list, name) => list.find((r) => r.name === name) ?? { rps: NaN, p50: NaN, p99: NaN };
   const s = results.small;
   const ratios = {
@@ -413,6 +321,8 @@ async function main() {
     unloadedAddedP50Ms: get(unloaded, 'coatcheck').p50 - get(unloaded, 'direct (ceiling)').p50,
     unloadedAddedP99Ms: get(unloaded, 'coatcheck').p99 - get(unloaded, 'direct (ceiling)').p99,
     redisCommandsPerRequest,
+    overBare: perRound(results.small),
+    largeOverBare: perRound(results.large),
   };
   const machine = {
     cpu: cpus()[0]?.model,
@@ -459,6 +369,18 @@ async function main() {
   const out = process.env.BENCH_OUT ?? (process.env.BENCH_ONLY || SOAK ? 'partial' : 'latest');
   writeFileSync(`bench/results/${out}.json`, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(`bench/results/${out}.md`, md);
+  if (out === 'latest')
+    for (const [size, list] of [
+      ['1 KB', results.small],
+      ['100 KB', results.large],
+    ])
+      writeFileSync(
+        `bench/results/throughput-${size.replace(' ', '').toLowerCase()}.svg`,
+        barChart({
+          title: `Throughput, ${size} JSON, ${CONNECTIONS} connections (req/s, median of ${REPEAT} runs)`,
+          bars: list.map((x) => [x.name, x.rps]),
+        }),
+      );
   console.log(`\n${md}`);
 
   redis.disconnect();
@@ -506,6 +428,9 @@ ${r.results.unloaded.map((x) => `| ${x.name} | ${x.rps.toFixed(0)} | ${x.p50.toF
 ## Against the targets
 | target | measured | |
 |---|---|---|
+| throughput ≥ 1.0 × bare Node proxy, 1 KB (median of per-round ratios, spread) | ${num(r.ratios.overBare.median, 2)} × (${num(r.ratios.overBare.min, 2)}–${num(r.ratios.overBare.max, 2)}) | ${pass(r.ratios.overBare.median >= 1, r.ratios.overBare.median)} |
+| throughput ≥ 1.0 × bare Node proxy, 100 KB | ${num(r.ratios.largeOverBare.median, 2)} × (${num(r.ratios.largeOverBare.min, 2)}–${num(r.ratios.largeOverBare.max, 2)}) | ${pass(r.ratios.largeOverBare.median >= 1, r.ratios.largeOverBare.median)} |
+| added p99 at 1 connection over direct ≤ 0.5 ms | ${num(r.ratios.unloadedAddedP99Ms, 3)} ms | ${pass(r.ratios.unloadedAddedP99Ms <= 0.5, r.ratios.unloadedAddedP99Ms)} |
 | throughput ≥ 0.8 × nginx | ${num(r.ratios.coatcheckOverNginx, 2)} × | ${pass(r.ratios.coatcheckOverNginx >= 0.8, r.ratios.coatcheckOverNginx)} |
 | throughput ≥ 2 × naive BFF | ${num(r.ratios.coatcheckOverNaive, 2)} × | ${pass(r.ratios.coatcheckOverNaive >= 2, r.ratios.coatcheckOverNaive)} |
 | added p50 over direct ≤ 0.5 ms | ${num(r.ratios.addedP50Ms, 2)} ms | ${pass(r.ratios.addedP50Ms <= 0.5, r.ratios.addedP50Ms)} |
@@ -522,11 +447,6 @@ ${r.soak ? `\nSoak: ${r.soak.seconds} s, ${r.soak.rps.toFixed(0)} req/s, ${r.soa
 try {
   await main();
 } finally {
-  for (const c of children) {
-    c.stopping = true;
-    c.kill('SIGTERM');
-  }
-  await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : undefined)));
-  for (const dir of tmpDirs) rmSync(dir, { recursive: true, force: true });
+  await stopAll();
 }
 process.exit(0);

@@ -1,0 +1,143 @@
+// What every bench script shares: processes, ports, wrk, a scripted login and Redis counters.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { CookieJar } from 'tough-cookie';
+import { request } from 'undici';
+
+export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+export const SECRET = 'bench-session-secret-0123456789abcdef';
+export const CLIENT = { id: 'coatcheck-bench', secret: 'bench-client-secret-0123456789' };
+const run = promisify(execFile);
+const children = [];
+export const tmpDirs = [];
+
+export function ensureTools() {
+  const missing = ['wrk', 'nginx', 'redis-server'].filter((t) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (!missing.length) return;
+  console.log(`installing ${missing.join(', ')} from Debian's packages…`);
+  const pkgs = missing.map((t) => (t === 'redis-server' ? 'redis-server' : t));
+  execFileSync(
+    'sh',
+    ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs.join(' ')}`],
+    {
+      stdio: 'inherit',
+    },
+  );
+}
+
+export async function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForPort(port, what) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const c = connect(port, '127.0.0.1', () => (c.destroy(), resolve(true)));
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not start on port ${port}`);
+    await delay(50);
+  }
+}
+
+export function start(cmd, args, env = {}, what = cmd) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err = (err + d).slice(-2000)));
+  child.on('exit', (code) => {
+    if (code && !child.stopping) console.error(`${what} exited with ${code}:\n${err}`);
+  });
+  children.push(child);
+  return child;
+}
+
+export function rssMb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** A scripted user: follows redirects, signs in and consents on the IdP's pages. */
+export async function login(bffUrl) {
+  const jar = new CookieJar();
+  let url = `${bffUrl}/bff/login`;
+  let init = { method: 'GET' };
+  for (let hop = 0; hop < 25; hop++) {
+    const cookie = await jar.getCookieString(url);
+    const res = await request(url, { ...init, headers: { ...init.headers, ...(cookie ? { cookie } : {}) } });
+    const text = await res.body.text();
+    for (const c of [].concat(res.headers['set-cookie'] ?? []))
+      await jar.setCookie(c, url, { ignoreError: true });
+    if (res.statusCode >= 300 && res.statusCode < 400) {
+      url = new URL(res.headers.location, url).href;
+      init = { method: 'GET' };
+      continue;
+    }
+    const form = /<form[^>]*action="([^"]+\/(login|confirm))"/.exec(text);
+    if (!form) break;
+    url = new URL(form[1], url).href;
+    const body = form[2] === 'login' ? 'username=bench&password=bench' : '';
+    init = { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+  }
+  const session = (await jar.getCookies(bffUrl)).find((c) => c.key === 'coatcheck');
+  if (!session) throw new Error('login through coatcheck failed');
+  return `coatcheck=${session.value}`;
+}
+
+export async function wrk(url, headers, seconds, connections = CONNECTIONS, env) {
+  const script = env?.BENCH_COOKIES ? 'bench/wrk-many.lua' : 'bench/wrk.lua';
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '-s', script, '--timeout', '5s'];
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
+  const { stdout } = await run('wrk', [...args, url], {
+    maxBuffer: 1 << 20,
+    env: { ...process.env, ...env },
+  });
+  const line = stdout
+    .trim()
+    .split('\n')
+    .findLast((l) => l.startsWith('{'));
+  const r = JSON.parse(line);
+  const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
+  return {
+    rps: r.requests / (r.duration_us / 1e6),
+    p50: r.latency_us.p50 / 1000,
+    p99: r.latency_us.p99 / 1000,
+    p999: r.latency_us.p999 / 1000,
+    errors,
+    requests: r.requests,
+  };
+}
+
+export async function totalCommands(redis) {
+  return Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))[1]);
+}
+
+export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Stops every process this script started and removes its temporary directories. */
+export async function stopAll() {
+  for (const c of children) {
+    c.stopping = true;
+    c.kill('SIGTERM');
+  }
+  await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : undefined)));
+  for (const dir of tmpDirs) rmSync(dir, { recursive: true, force: true });
+}
