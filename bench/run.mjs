@@ -1,6 +1,7 @@
 // npm run bench: starts everything on loopback, measures four targets side by side with wrk, and
 // writes bench/results/latest.{json,md}. Nothing is started by hand; nothing here runs in npm test.
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ import {
   waitForPort,
   wrk,
 } from './lib.mjs';
+import { profileMarkdown, summariseProfile } from './profile.mjs';
 import { barChart } from './svg.mjs';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 8);
@@ -132,24 +134,25 @@ async function main() {
     ],
   });
   await waitForPort(ports.redis, 'redis');
+  const coatcheckEnv = {
+    NODE_ENV: 'production',
+    BFF_PORT: String(ports.coatcheck),
+    BFF_HOST: '127.0.0.1',
+    BFF_PUBLIC_URL: coatcheckUrl,
+    BFF_ISSUER: idp.issuer,
+    BFF_CLIENT_ID: CLIENT.id,
+    BFF_CLIENT_SECRET: CLIENT.secret,
+    BFF_REDIS_URL: redisUrl,
+    BFF_SESSION_SECRET: SECRET,
+    // oidc-provider issues a refresh token for offline_access only with prompt=consent (OIDC Core §11).
+    BFF_AUTH_PARAMS: 'prompt=consent',
+    BFF_ROUTES: JSON.stringify([{ path: '/api', target: `http://127.0.0.1:${ports.upstream}/v1` }]),
+    BFF_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+  };
   const coatcheck = start(
     process.execPath,
     [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/main.js'],
-    {
-      NODE_ENV: 'production',
-      BFF_PORT: String(ports.coatcheck),
-      BFF_HOST: '127.0.0.1',
-      BFF_PUBLIC_URL: coatcheckUrl,
-      BFF_ISSUER: idp.issuer,
-      BFF_CLIENT_ID: CLIENT.id,
-      BFF_CLIENT_SECRET: CLIENT.secret,
-      BFF_REDIS_URL: redisUrl,
-      BFF_SESSION_SECRET: SECRET,
-      // oidc-provider issues a refresh token for offline_access only with prompt=consent (OIDC Core §11).
-      BFF_AUTH_PARAMS: 'prompt=consent',
-      BFF_ROUTES: JSON.stringify([{ path: '/api', target: `http://127.0.0.1:${ports.upstream}/v1` }]),
-      BFF_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-    },
+    coatcheckEnv,
     'coatcheck',
   );
   start(
@@ -283,6 +286,30 @@ async function main() {
   const redisCommandsPerRequest = ((await totalCommands(redis)) - commandsBefore - 1) / steady.requests;
   console.log(`\nRedis commands per proxied request: ${redisCommandsPerRequest.toFixed(5)}`);
 
+  // A CPU profile of the proxy path, from a second coatcheck under the same load: profiling slows
+  // the process, so the figures above come from one that is not profiled.
+  let profile;
+  if (process.env.BENCH_PROFILE !== '0') {
+    const profDir = mkdtempSync(join(tmpdir(), 'coatcheck-prof-'));
+    tmpDirs.push(profDir);
+    const profPort = await freePort();
+    const profiled = start(
+      process.execPath,
+      ['--cpu-prof', '--cpu-prof-dir', profDir, 'dist/main.js'],
+      { ...coatcheckEnv, BFF_PORT: String(profPort), BFF_SHUTDOWN_DELAY: '0' },
+      'coatcheck (profiled)',
+    );
+    await waitForPort(profPort, 'coatcheck (profiled)');
+    const url = `http://127.0.0.1:${profPort}/api/small`;
+    await wrk(url, steadyHeaders, 2);
+    await wrk(url, steadyHeaders, DURATION);
+    profiled.stopping = true;
+    profiled.kill('SIGTERM');
+    await once(profiled, 'exit');
+    profile = summariseProfile(profDir, DURATION - 1);
+    console.log(profileMarkdown(profile, '1 KB JSON at 64 connections'));
+  }
+
   let soak;
   if (SOAK > 0) {
     console.log(`\nsoak: ${SOAK}s at ${CONNECTIONS} connections through coatcheck`);
@@ -361,6 +388,7 @@ async function main() {
       tokenSizes,
     },
     soak,
+    profile,
   };
 
   mkdirSync('bench/results', { recursive: true });
@@ -441,7 +469,8 @@ ${r.results.unloaded.map((x) => `| ${x.name} | ${x.rps.toFixed(0)} | ${x.p50.toF
 | Redis bytes per session ≤ 4 KB | ${m.redisBytesAllKeysOfOneSession} B in ${m.redisKeysOfOneSession} keys (session hash ${m.redisBytesSessionHash} B; AT ${m.tokenSizes.accessToken} B, ID token ${m.tokenSizes.idToken} B, RT ${m.tokenSizes.refreshToken} B) | ${pass(m.redisBytesAllKeysOfOneSession <= 4096, m.redisBytesAllKeysOfOneSession)} |
 
 coatcheck RSS: ${m.rssColdMb.toFixed(1)} MB cold, ${m.rssIdleMb.toFixed(1)} MB idle (after 1 s of API calls and a 10 MB download), ${m.rssAfterLoadMb.toFixed(1)} MB after the load.
-${r.soak ? `\nSoak: ${r.soak.seconds} s, ${r.soak.rps.toFixed(0)} req/s, ${r.soak.errors} errors, RSS ${r.soak.samples.map((s) => s.rss.toFixed(0)).join(' → ')} MB.\n` : ''}`;
+${r.soak ? `\nSoak: ${r.soak.seconds} s, ${r.soak.rps.toFixed(0)} req/s, ${r.soak.errors} errors, RSS ${r.soak.samples.map((s) => s.rss.toFixed(0)).join(' → ')} MB.\n` : ''}
+${r.profile ? `\n${profileMarkdown(r.profile, '1 KB JSON at 64 connections')}` : ''}`;
 }
 
 try {
