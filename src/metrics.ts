@@ -5,7 +5,7 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 export type RequestKind = 'api' | 'bff' | 'static';
 export type RefreshOutcome = 'success' | 'invalid_grant' | 'idp_error' | 'lock_timeout' | 'lost_lock';
 export type UpstreamErrorReason = 'connect' | 'timeout' | 'reset';
-export type IdpEndpoint = 'discovery' | 'jwks' | 'token' | 'revocation' | 'userinfo';
+export type IdpEndpoint = 'discovery' | 'jwks' | 'par' | 'token' | 'revocation' | 'userinfo';
 export type SessionEndReason = 'logout' | 'backchannel' | 'expired' | 'invalid_grant';
 
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
@@ -125,8 +125,9 @@ export class Metrics {
     this.sessionEnds = bind(['logout', 'backchannel', 'expired', 'invalid_grant'] as const, (reason) =>
       this.sessionsEnded.labels(reason),
     );
-    this.idpChildren = bind(['discovery', 'jwks', 'token', 'revocation', 'userinfo'] as const, (endpoint) =>
-      this.idpDuration.labels(endpoint),
+    this.idpChildren = bind(
+      ['discovery', 'jwks', 'par', 'token', 'revocation', 'userinfo'] as const,
+      (endpoint) => this.idpDuration.labels(endpoint),
     );
   }
 

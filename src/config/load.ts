@@ -11,6 +11,8 @@ export type ClientPrivateKey =
   | { readonly format: 'pem'; readonly pem: string };
 
 /** How coatcheck authenticates to the token endpoint: parsed and checked at start-up, never again. */
+export type ParMode = 'off' | 'auto' | 'required';
+
 export type ClientAuth =
   | {
       readonly kind: 'secret';
@@ -60,6 +62,8 @@ export interface Config {
   readonly scopes: readonly string[];
   readonly authParams: Readonly<Record<string, string>>;
   readonly userinfo: boolean;
+  /** RFC 9126 pushed authorization requests: never, when the IdP advertises them, or always. */
+  readonly par: ParMode;
   readonly store: RedisStoreConfig | { readonly kind: 'memory' };
   readonly sessionSecrets: readonly string[];
   readonly routes: readonly RouteConfig[];
@@ -400,6 +404,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     scopes: e.BFF_SCOPES,
     authParams,
     userinfo: e.BFF_USERINFO,
+    par: e.BFF_PAR,
     store: e.BFF_SESSION_STORE === 'memory' ? { kind: 'memory' } : redisStoreConfig(e),
     sessionSecrets: e.BFF_SESSION_SECRET,
     routes: e.BFF_ROUTES,

@@ -120,6 +120,7 @@ export const envSchema = z.object({
     .refine((s) => s.includes('openid'), 'must be a space-separated list of scopes that includes openid'),
   BFF_AUTH_PARAMS: z.string().optional(),
   BFF_USERINFO: boolFromEnv.default(false),
+  BFF_PAR: z.enum(['off', 'auto', 'required'], { message: 'must be off, auto or required' }).default('off'),
   BFF_REDIS_URL: z
     .string()
     .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL')

@@ -32,6 +32,8 @@ export interface IdpOptions {
   readonly showCredentials?: boolean;
   /** The signing key, a private JWK with a kid; a fresh RS256 key when not given. */
   readonly signingKey?: JWK;
+  /** RFC 9126 pushed authorization requests: offered (the default), required of every client, or absent. */
+  readonly par?: 'offered' | 'required' | 'absent';
 }
 
 export interface Idp {
@@ -132,6 +134,10 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
         },
       },
       backchannelLogout: { enabled: true },
+      pushedAuthorizationRequests: {
+        enabled: options.par !== 'absent',
+        requirePushedAuthorizationRequests: options.par === 'required',
+      },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx: KoaContextWithOIDC, form: string) => {

@@ -39,10 +39,16 @@ export function readyz(ctx: AppContext) {
       ),
       ctx.oidc.metadataReachable(),
     ]);
-    const ready = store && loaded && !stopping.has(ctx);
+    // Unlike an outage, an IdP that lacks what the configuration requires (BFF_PAR=required) will not
+    // heal by waiting, and no login can succeed here: this instance is not ready.
+    const unsuitable = loaded && ctx.oidc.unsuitable() !== undefined;
+    const ready = store && loaded && !unsuitable && !stopping.has(ctx);
     res.status(ready ? 200 : 503).json({
       status: ready ? 'ready' : 'not_ready',
-      checks: { store: store ? 'ok' : 'unreachable', idp: idp ? 'ok' : 'unreachable' },
+      checks: {
+        store: store ? 'ok' : 'unreachable',
+        idp: !idp ? 'unreachable' : unsuitable ? 'unsuitable' : 'ok',
+      },
     });
   };
 }

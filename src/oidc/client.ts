@@ -1,7 +1,7 @@
 import * as client from 'openid-client';
 import { importJWK, importPKCS8, type JSONWebKeySet, type JWK } from 'jose';
 import { BffError } from '../errors.js';
-import type { ClientAuth, Config } from '../config/load.js';
+import type { ClientAuth, Config, ParMode } from '../config/load.js';
 import type { Logger } from '../log.js';
 import type { IdpEndpoint, Metrics } from '../metrics.js';
 import { describeIdpError, mapOidcError } from './errors.js';
@@ -14,6 +14,8 @@ const RETRY_DISCOVERY_MS = 2000;
 const RECHECK_UNREACHABLE_MS = 2000;
 const IDP_TIMEOUT_S = 10;
 /** Shown while discovery has never worked: a deployment fault the user cannot fix, so it points at the log. */
+const NO_PAR_ENDPOINT =
+  "BFF_PAR=required, but the identity provider's metadata has no pushed_authorization_request_endpoint; logins answer 503 until it has one";
 const NEVER_REACHED =
   'coatcheck cannot reach its identity provider. If you operate this service, its log names the cause.';
 
@@ -29,6 +31,7 @@ export interface OidcSettings {
   readonly authParams: Readonly<Record<string, string>>;
   readonly userinfo: boolean;
   readonly refreshSkewMs: number;
+  readonly par: ParMode;
 }
 
 /** Picks the OIDC settings out of a validated config; the config is deep-frozen, so is this. */
@@ -43,6 +46,7 @@ export function oidcSettings(config: Config): OidcSettings {
     authParams: config.authParams,
     userinfo: config.userinfo,
     refreshSkewMs: config.refreshSkewMs,
+    par: config.par,
   });
 }
 
@@ -55,6 +59,11 @@ export interface OidcClient {
   metadataReachable(): Promise<boolean>;
   /** Has the metadata been loaded (discovery succeeded) at least once? */
   metadataLoaded(): boolean;
+  /**
+   * Why this IdP cannot serve this configuration although it answers, or undefined: with
+   * BFF_PAR=required, metadata without a PAR endpoint. Login and /readyz answer 503 meanwhile.
+   */
+  unsuitable(): string | undefined;
   /**
    * For login: did the last reachability check find the IdP down? Nothing is checked while the IdP
    * was last seen up; once it was seen down, a stale answer is checked again, so login heals on its own.
@@ -135,6 +144,7 @@ export function createOidcClient(cfg: OidcSettings, log: Logger, metrics?: Metri
   let lastFailure: unknown;
   let discovered = false;
   let verifier: IdTokenVerifier | undefined;
+  let problem: string | undefined;
   let reachability: { ok: boolean; at: number } | undefined;
   let probing: Promise<boolean> | undefined;
 
@@ -181,6 +191,9 @@ export function createOidcClient(cfg: OidcSettings, log: Logger, metrics?: Metri
       : undefined;
     discovered = true;
     log.info({ issuer: cfg.issuer }, 'identity provider metadata loaded');
+    problem =
+      cfg.par === 'required' && !server.pushed_authorization_request_endpoint ? NO_PAR_ENDPOINT : undefined;
+    if (problem) log.error({ issuer: cfg.issuer }, problem);
     return configuration;
   }
 
@@ -220,6 +233,7 @@ export function createOidcClient(cfg: OidcSettings, log: Logger, metrics?: Metri
       return probing;
     },
     metadataLoaded: () => discovered,
+    unsuitable: () => problem,
     async knownUnreachable() {
       if (!reachability || reachability.ok) return false;
       if (Date.now() - reachability.at < RECHECK_UNREACHABLE_MS) return true;

@@ -43,7 +43,7 @@ export async function startLogin(oidc: OidcClient): Promise<LoginStart> {
   const nonce = client.randomNonce();
   const codeVerifier = client.randomPKCECodeVerifier();
   const cfg = oidc.settings;
-  const url = client.buildAuthorizationUrl(configuration, {
+  const params = {
     ...cfg.authParams,
     response_type: 'code',
     redirect_uri: cfg.redirectUri,
@@ -52,8 +52,41 @@ export async function startLogin(oidc: OidcClient): Promise<LoginStart> {
     nonce,
     code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
     code_challenge_method: 'S256',
-  });
+  };
+  const problem = oidc.unsuitable();
+  if (problem) throw new BffError('idp_unavailable', { message: IDP_UNSUITABLE });
+  const url = usePar(cfg.par, configuration)
+    ? await pushed(oidc, configuration, params)
+    : client.buildAuthorizationUrl(configuration, params);
   return { url, state, nonce, codeVerifier };
+}
+
+/** Shown to a user while BFF_PAR=required meets an IdP without PAR: the operator's fault, named in the log. */
+const IDP_UNSUITABLE =
+  'coatcheck cannot sign you in with this identity provider right now. If you operate this service, its log names the cause.';
+
+function usePar(mode: OidcClient['settings']['par'], configuration: client.Configuration): boolean {
+  if (mode === 'off') return false;
+  return mode === 'required' || Boolean(configuration.serverMetadata().pushed_authorization_request_endpoint);
+}
+
+/**
+ * RFC 9126: the parameters go to the IdP over the back channel, authenticated as the client, and the
+ * browser carries only client_id and the request_uri, so nothing of the request can be read or
+ * changed on the way.
+ */
+async function pushed(
+  oidc: OidcClient,
+  configuration: client.Configuration,
+  params: Record<string, string>,
+): Promise<URL> {
+  try {
+    return await oidc.timed('par', () => client.buildAuthorizationUrlWithPAR(configuration, params));
+  } catch (err) {
+    const mapped = mapOidcError(err, 'other');
+    oidc.log.warn({ error: mapped.code, idp: describeIdpError(err) }, 'pushed authorization request failed');
+    throw mapped;
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type { ClientMetadata } from 'oidc-provider';
 import type { App } from '../../src/app.js';
+import type { IdpOptions } from '../../src/demo/idp.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import type { RefreshHooks } from '../../src/session/refresh.js';
@@ -72,6 +73,8 @@ export interface StackOptions {
   externalRedis?: boolean;
   /** Overrides for the IdP's registration of the client (authentication method, keys). */
   client?: Partial<ClientMetadata>;
+  /** Whether the IdP offers pushed authorization requests (it does by default). */
+  par?: IdpOptions['par'];
 }
 
 /**
@@ -94,6 +97,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     users: [ALICE],
     audience: AUDIENCE,
     accessTokenTtl: opts.accessTokenTtl ?? 300,
+    ...(opts.par ? { par: opts.par } : {}),
     clients: [
       {
         client_id: CLIENT_ID,
