@@ -18,6 +18,7 @@ import { requestFacts } from './http/request-facts.js';
 import { sessionCookie } from './http/session-cookie.js';
 import { helmetOptions } from './http/security-headers.js';
 import { createAccessLogger, type Logger } from './log.js';
+import { DpopNonces } from './oidc/dpop.js';
 import { Metrics } from './metrics.js';
 import type { OidcClient } from './oidc/client.js';
 import { refreshTokens } from './oidc/tokens.js';
@@ -77,6 +78,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     oidc: deps.oidc,
     sessions,
     refresher,
+    dpopNonces: new DpopNonces(),
     sessionCache:
       config.sessionCacheTtlMs > 0 && deps.store.invalidations
         ? new SessionCache(

@@ -1,3 +1,4 @@
+import type { DpopNonces } from './oidc/dpop.js';
 import type { Dispatcher } from 'undici';
 import type { Config } from './config/load.js';
 import type { RequestFacts } from './http/request-facts.js';
@@ -20,6 +21,8 @@ export interface AppContext {
   readonly refresher: TokenRefresher;
   /** The API path's process-local session cache; absent with the memory store or BFF_SESSION_CACHE_TTL=0. */
   readonly sessionCache: SessionCache | undefined;
+  /** The DPoP nonces upstreams sent, by origin (RFC 9449 §9). */
+  readonly dpopNonces: DpopNonces;
   readonly upstream: Dispatcher;
   readonly log: Logger;
   /** The per-request lines only: the same stream, no redaction (see createAccessLogger). */

@@ -11,6 +11,8 @@ export type ClientPrivateKey =
   | { readonly format: 'pem'; readonly pem: string };
 
 /** How coatcheck authenticates to the token endpoint: parsed and checked at start-up, never again. */
+import type { DpopAlg } from '../oidc/dpop-algs.js';
+
 export type ParMode = 'off' | 'auto' | 'required';
 
 export type ClientAuth =
@@ -64,6 +66,8 @@ export interface Config {
   readonly userinfo: boolean;
   /** RFC 9126 pushed authorization requests: never, when the IdP advertises them, or always. */
   readonly par: ParMode;
+  /** RFC 9449: tokens bound to a per-session key, with proofs on every token request and API call. */
+  readonly dpop: { readonly alg: DpopAlg } | undefined;
   readonly store: RedisStoreConfig | { readonly kind: 'memory' };
   readonly sessionSecrets: readonly string[];
   readonly routes: readonly RouteConfig[];
@@ -405,6 +409,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     authParams,
     userinfo: e.BFF_USERINFO,
     par: e.BFF_PAR,
+    dpop: e.BFF_DPOP ? { alg: e.BFF_DPOP_ALG } : undefined,
     store: e.BFF_SESSION_STORE === 'memory' ? { kind: 'memory' } : redisStoreConfig(e),
     sessionSecrets: e.BFF_SESSION_SECRET,
     routes: e.BFF_ROUTES,

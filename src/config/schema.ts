@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MANAGEMENT_BASE_PATH, isManagementPath } from '../http/management-paths.js';
+import { DPOP_ALGS } from '../oidc/dpop-algs.js';
 
 /** zod 4 runs refinements even after a failed .url(), so they must not assume the value parses. */
 function urlOf(value: string): URL | undefined {
@@ -120,6 +121,8 @@ export const envSchema = z.object({
     .refine((s) => s.includes('openid'), 'must be a space-separated list of scopes that includes openid'),
   BFF_AUTH_PARAMS: z.string().optional(),
   BFF_USERINFO: boolFromEnv.default(false),
+  BFF_DPOP: boolFromEnv.default(false),
+  BFF_DPOP_ALG: z.enum(DPOP_ALGS, { message: `must be one of ${DPOP_ALGS.join(', ')}` }).default('ES256'),
   BFF_PAR: z.enum(['off', 'auto', 'required'], { message: 'must be off, auto or required' }).default('off'),
   BFF_REDIS_URL: z
     .string()

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { restoreWarnings } from './idp-runtime-notice.js';
@@ -34,6 +35,8 @@ export interface IdpOptions {
   readonly signingKey?: JWK;
   /** RFC 9126 pushed authorization requests: offered (the default), required of every client, or absent. */
   readonly par?: 'offered' | 'required' | 'absent';
+  /** RFC 9449 DPoP nonces: the token endpoint then challenges every proof without its current nonce. */
+  readonly dpopNonces?: boolean;
 }
 
 export interface Idp {
@@ -94,6 +97,7 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
     jwks: { keys: [jwk] },
     cookies: { keys: ['coatcheck-demo-idp-cookie-key-0001'] },
     pkce: { required: () => true },
+    enabledJWA: { dPoPSigningAlgValues: ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA', 'Ed25519'] },
     rotateRefreshToken: true,
     conformIdTokenClaims: false,
     // oidc-provider refuses outgoing calls to special-use addresses (SSRF protection); this IdP's only
@@ -134,6 +138,12 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
         },
       },
       backchannelLogout: { enabled: true },
+      dPoP: {
+        enabled: true,
+        ...(options.dpopNonces
+          ? { nonceSecret: randomBytes(32), requireNonce: () => true }
+          : {}),
+      },
       pushedAuthorizationRequests: {
         enabled: options.par !== 'absent',
         requirePushedAuthorizationRequests: options.par === 'required',

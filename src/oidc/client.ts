@@ -32,6 +32,7 @@ export interface OidcSettings {
   readonly userinfo: boolean;
   readonly refreshSkewMs: number;
   readonly par: ParMode;
+  readonly dpop: Config['dpop'];
 }
 
 /** Picks the OIDC settings out of a validated config; the config is deep-frozen, so is this. */
@@ -47,6 +48,7 @@ export function oidcSettings(config: Config): OidcSettings {
     userinfo: config.userinfo,
     refreshSkewMs: config.refreshSkewMs,
     par: config.par,
+    dpop: config.dpop,
   });
 }
 

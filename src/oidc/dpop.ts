@@ -12,9 +12,9 @@ import { promisify } from 'node:util';
 import { importJWK, type JWK } from 'jose';
 import type * as client from 'openid-client';
 
-/** The proof algorithms coatcheck signs with (RFC 9449 §4.2 leaves the choice to the client). */
-export const DPOP_ALGS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'] as const;
-export type DpopAlg = (typeof DPOP_ALGS)[number];
+import type { DpopAlg } from './dpop-algs.js';
+
+export { DPOP_ALGS, type DpopAlg } from './dpop-algs.js';
 
 const generate = promisify(generateKeyPair);
 
@@ -115,7 +115,13 @@ export class DpopSigner {
   }
 
   /** The same key as openid-client wants it, for the token, PAR and userinfo requests it makes. */
-  async keyPair(): Promise<client.CryptoKeyPair> {
+  keyPair(): Promise<client.CryptoKeyPair> {
+    return (this.pair ??= this.importPair());
+  }
+
+  private pair: Promise<client.CryptoKeyPair> | undefined;
+
+  private async importPair(): Promise<client.CryptoKeyPair> {
     const privateKey = (await importJWK(this.jwk, this.jwk.alg)) as CryptoKey;
     const publicKey = (await importJWK({ ...this.publicJwk, alg: this.jwk.alg }, this.jwk.alg, {
       extractable: true,
@@ -161,4 +167,20 @@ export function nonceChallenge(
   const challenge = [headers['www-authenticate'] ?? []].flat().join(', ');
   if (typeof nonce !== 'string' || !/\bDPoP\b[^]*error="?use_dpop_nonce"?/i.test(challenge)) return undefined;
   return nonce;
+}
+
+const signers = new Map<string, DpopSigner>();
+const MAX_SIGNERS = 10_000;
+
+/**
+ * The signer for a stored key, parsed once per process: importing a key costs far more than a
+ * signature, and the proxy path signs on every call.
+ */
+export function signerFor(jwk: DpopKeyJwk): DpopSigner {
+  let signer = signers.get(jwk.d);
+  if (!signer) {
+    if (signers.size >= MAX_SIGNERS) signers.delete(signers.keys().next().value!);
+    signers.set(jwk.d, (signer = new DpopSigner(jwk)));
+  }
+  return signer;
 }

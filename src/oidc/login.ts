@@ -4,7 +4,8 @@ import { BffError } from '../errors.js';
 import { describeIdpError, mapOidcError } from './errors.js';
 import { JwksUnavailableError } from './id-token.js';
 import type { TokenSet } from './token-set.js';
-import { revokeRefreshToken, toTokenSet } from './tokens.js';
+import { newDpopKey } from './dpop.js';
+import { assertDpopBound, dpopHandle, revokeRefreshToken, toTokenSet } from './tokens.js';
 
 export interface LoginChecks {
   readonly state: string;
@@ -102,14 +103,32 @@ export async function completeLogin(
 ): Promise<LoginResult> {
   try {
     const configuration = await oidc.configuration();
+    // RFC 9449: the session's key is made here, before the code is redeemed, so the IdP binds every
+    // token of the session to it. It is sealed with the tokens and never leaves the server.
+    const dpopKey = oidc.settings.dpop ? await newDpopKey(oidc.settings.dpop.alg) : undefined;
+    const dpop = dpopKey ? { DPoP: await dpopHandle(configuration, dpopKey) } : undefined;
     const response = await oidc.timed('token', () =>
-      client.authorizationCodeGrant(configuration, callbackUrl, {
-        pkceCodeVerifier: checks.codeVerifier,
-        expectedState: checks.state,
-        expectedNonce: checks.nonce,
-        idTokenExpected: true,
-      }),
+      client.authorizationCodeGrant(
+        configuration,
+        callbackUrl,
+        {
+          pkceCodeVerifier: checks.codeVerifier,
+          expectedState: checks.state,
+          expectedNonce: checks.nonce,
+          idTokenExpected: true,
+        },
+        undefined,
+        dpop,
+      ),
     );
+    if (dpopKey) {
+      try {
+        assertDpopBound(response);
+      } catch (err) {
+        if (response.refresh_token) await revokeRefreshToken(oidc, response.refresh_token);
+        throw new BffError('code_exchange_failed', { cause: err });
+      }
+    }
     try {
       await oidc.verifyIdToken(response.id_token!);
     } catch (err) {
@@ -124,7 +143,7 @@ export async function completeLogin(
     if (oidc.settings.userinfo && configuration.serverMetadata().userinfo_endpoint) {
       try {
         const userinfo = await oidc.timed('userinfo', () =>
-          client.fetchUserInfo(configuration, response.access_token, idClaims.sub),
+          client.fetchUserInfo(configuration, response.access_token, idClaims.sub, dpop),
         );
         claims = { ...claims, ...userinfo };
       } catch (err) {
@@ -132,7 +151,10 @@ export async function completeLogin(
       }
     }
     return {
-      tokens: toTokenSet(response, undefined, now(), oidc.settings.refreshSkewMs),
+      tokens: {
+        ...toTokenSet(response, undefined, now(), oidc.settings.refreshSkewMs),
+        ...(dpopKey ? { dpopKey } : {}),
+      },
       sub: idClaims.sub,
       sid: typeof idClaims.sid === 'string' ? idClaims.sid : undefined,
       claims,

@@ -1,3 +1,5 @@
+import type { DpopKeyJwk } from './dpop.js';
+
 /** The tokens a session holds, as the OIDC layer obtained them. Stored sealed; never sent to the browser. */
 export interface TokenSet {
   readonly accessToken: string;
@@ -9,6 +11,8 @@ export interface TokenSet {
   readonly refreshToken?: string;
   readonly idToken?: string;
   readonly scope?: string;
+  /** With BFF_DPOP: the session's private key, to which the IdP bound these tokens. */
+  readonly dpopKey?: DpopKeyJwk;
 }
 
 /** When to refresh: `skew` before expiry, but never in the first half of a short-lived token's life. */

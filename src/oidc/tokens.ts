@@ -9,6 +9,7 @@ import {
   mapOidcError,
 } from './errors.js';
 import { captureTokenResponse, type CapturedTokenResponse } from './response-capture.js';
+import { signerFor, type DpopKeyJwk } from './dpop.js';
 import { refreshTime, type TokenSet } from './token-set.js';
 
 /** Used when the IdP does not say how long an access token lives: short, so a wrong guess heals quickly. */
@@ -31,6 +32,7 @@ export function toTokenSet(
     refreshToken: response.refresh_token ?? previous?.refreshToken,
     idToken: response.id_token ?? previous?.idToken,
     scope: response.scope ?? previous?.scope,
+    ...(previous?.dpopKey ? { dpopKey: previous.dpopKey } : {}),
   };
   return set;
 }
@@ -75,8 +77,16 @@ export async function refreshTokens(
   try {
     const configuration = await oidc.configuration();
     response = await captureTokenResponse(captured, () =>
-      oidc.timed('token', () => client.refreshTokenGrant(configuration, previous.refreshToken!)),
+      oidc.timed('token', async () =>
+        client.refreshTokenGrant(
+          configuration,
+          previous.refreshToken!,
+          undefined,
+          previous.dpopKey ? { DPoP: await dpopHandle(configuration, previous.dpopKey) } : undefined,
+        ),
+      ),
     );
+    if (previous.dpopKey) assertDpopBound(response);
   } catch (err) {
     // A token response that the library refused, e.g. its ID token failed the claim or algorithm checks.
     if (captured.received && !(err instanceof client.ResponseBodyError)) {
@@ -101,6 +111,21 @@ export async function refreshTokens(
     }
   }
   return toTokenSet(response, previous, now(), oidc.settings.refreshSkewMs);
+}
+
+/** openid-client's DPoP handle for a session's key: it signs the proofs and retries once on use_dpop_nonce. */
+export async function dpopHandle(
+  configuration: client.Configuration,
+  jwk: DpopKeyJwk,
+): Promise<client.DPoPHandle> {
+  return client.getDPoPHandle(configuration, await signerFor(jwk).keyPair());
+}
+
+/** A DPoP session must not quietly fall back to bearer tokens: a token the IdP did not bind is refused. */
+export function assertDpopBound(response: client.TokenEndpointResponse): void {
+  if (response.token_type?.toLowerCase() !== 'dpop') {
+    throw new Error(`The IdP answered a DPoP token request with token_type "${response.token_type}".`);
+  }
 }
 
 /** RFC 7009. Best effort: a failure is logged and never blocks the logout it belongs to. */

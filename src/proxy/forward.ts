@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { performance } from 'node:perf_hooks';
 import { BffError } from '../errors.js';
 import type { RouteMetrics, UpstreamErrorReason } from '../metrics.js';
+import { nonceChallenge, type DpopNonces } from '../oidc/dpop.js';
 import { downstreamResponseHeaders } from './headers.js';
 
 const UNREACHABLE = new Set([
@@ -72,6 +73,11 @@ export interface UpstreamRequest {
   readonly maxBodySize?: number;
   /** The route's bound metrics: time to the response head, and failures by reason. */
   readonly metrics?: RouteMetrics;
+  /** With a DPoP-bound token: a fresh proof per attempt, with the upstream's last nonce. */
+  readonly dpop?: {
+    readonly nonces: DpopNonces;
+    proof(nonce: string | undefined): string;
+  };
 }
 
 /**
@@ -125,23 +131,44 @@ export async function forward(
       ? capped(req, res, target.maxBodySize, () => (over = true))
       : req;
   const started = performance.now();
-  try {
-    await dispatcher.stream(
+  const { dpop } = target;
+  // RFC 9449 §9: an upstream that wants a nonce says so once; a request without a body is sent again
+  // with it. One with a body has been consumed, so its challenge reaches the SPA as it is.
+  let challenged = false;
+  let retried = false;
+  const send = () =>
+    dispatcher.stream(
       {
         origin: target.origin,
         path: target.path,
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-        headers: target.headers,
+        headers: dpop
+          ? { ...target.headers, dpop: dpop.proof(dpop.nonces.get(target.origin)) }
+          : target.headers,
         body,
         headersTimeout: target.timeoutMs,
         bodyTimeout: target.timeoutMs,
       },
       ({ statusCode, headers }) => {
+        if (dpop) {
+          const challenge = nonceChallenge(statusCode, headers);
+          dpop.nonces.remember(target.origin, challenge ?? firstValue(headers['dpop-nonce']));
+          if (challenge && !body && !retried) {
+            challenged = true;
+            return discard();
+          }
+        }
         target.metrics?.duration.observe((performance.now() - started) / 1000);
         res.writeHead(statusCode, downstreamResponseHeaders(headers));
         return res;
       },
     );
+  try {
+    await send();
+    if (challenged) {
+      retried = true;
+      await send();
+    }
   } catch (err) {
     // A client that went away, or a body over the limit, is no fault of the upstream's.
     if (target.metrics && !over && !res.destroyed) {
@@ -159,4 +186,15 @@ export async function forward(
     }
     throw upstreamError(err);
   }
+}
+
+const firstValue = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+/** Where a challenged answer's body goes: it is not the SPA's, and the request is sent again. */
+function discard(): Writable {
+  return new Writable({
+    write(_chunk, _encoding, done) {
+      done();
+    },
+  });
 }

@@ -6,6 +6,7 @@ import { logRequest } from '../http/request-log.js';
 import { sessionFromCookie } from '../http/request-session.js';
 import { securityHeaders } from '../http/security-headers.js';
 import { hasCsrfHeader } from '../security/csrf.js';
+import { signerFor } from '../oidc/dpop.js';
 import { forward } from './forward.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { compileRoutes, type RouteMatch } from './routes.js';
@@ -69,13 +70,25 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     const tokens = await ctx.refresher.fresh(session);
 
     const upstreamPath = found.route.basePath + found.rest;
+    const fullPath = upstreamPath.charCodeAt(0) === 47 ? upstreamPath : `/${upstreamPath}`;
+    const { dpopKey } = tokens;
     await forward(ctx.upstream, req, res, {
       origin: found.route.origin,
-      path: upstreamPath.charCodeAt(0) === 47 ? upstreamPath : `/${upstreamPath}`,
-      headers: upstreamRequestHeaders(req.headers, `Bearer ${tokens.accessToken}`, {
+      path: fullPath,
+      headers: upstreamRequestHeaders(req.headers, `${dpopKey ? 'DPoP' : 'Bearer'} ${tokens.accessToken}`, {
         for: facts.forwardedFor(req),
         ...forwarded,
       }),
+      dpop: dpopKey && {
+        nonces: ctx.dpopNonces,
+        proof: (nonce) =>
+          signerFor(dpopKey).proof({
+            htm: req.method!,
+            htu: found.route.origin + pathOnly(fullPath),
+            accessToken: tokens.accessToken,
+            nonce,
+          }),
+      },
       timeoutMs: config.upstreamTimeoutMs,
       maxBodySize,
       metrics: routeMetrics.get(found.route.path),
@@ -92,4 +105,10 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     handle(req, res, path, found).catch((err: unknown) => sendJsonError(log, err, res, id));
     return true;
   };
+}
+
+/** RFC 9449 §4.2: a proof's htu has no query (and a request path has no fragment). */
+function pathOnly(path: string): string {
+  const q = path.indexOf('?');
+  return q === -1 ? path : path.slice(0, q);
 }

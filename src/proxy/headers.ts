@@ -16,6 +16,8 @@ const NOT_FORWARDED = new Set([
   'expect',
   'cookie',
   'authorization',
+  // Only coatcheck, which holds the session's key, can sign a proof for its tokens.
+  'dpop',
   // Some frameworks take the path or method from these, which would route around an upstream's
   // own rules for what the browser actually asked.
   'x-original-url',

@@ -75,6 +75,8 @@ export interface StackOptions {
   client?: Partial<ClientMetadata>;
   /** Whether the IdP offers pushed authorization requests (it does by default). */
   par?: IdpOptions['par'];
+  /** The IdP demands DPoP nonces at its token endpoint. */
+  dpopNonces?: boolean;
 }
 
 /**
@@ -98,6 +100,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     audience: AUDIENCE,
     accessTokenTtl: opts.accessTokenTtl ?? 300,
     ...(opts.par ? { par: opts.par } : {}),
+    ...(opts.dpopNonces ? { dpopNonces: true } : {}),
     clients: [
       {
         client_id: CLIENT_ID,
