@@ -1,7 +1,9 @@
 import { Redis } from 'ioredis';
 import { request } from 'undici';
-import { ConfigError } from '../src/config/load.js';
+import { ConfigError, loadConfig } from '../src/config/load.js';
 import { SESSION_COOKIE, unsignValue } from '../src/security/cookies.js';
+import { connectRedis } from '../src/session/redis-connection.js';
+import { validEnv } from './support/config-env.js';
 import { startAgainstRedis, startRedis, type TestRedis } from './support/redis.js';
 import {
   ask,
@@ -238,4 +240,17 @@ describe('BFF_REDIS_KEY_PREFIX: two deployments share one Redis', () => {
     expect(keys.filter((k) => k.startsWith('blog:')).length).toBeGreaterThan(0);
     expect(keys.filter((k) => !k.startsWith('shop:') && !k.startsWith('blog:'))).toEqual([]);
   });
+});
+
+test('a sentinel password with a stray "%" is sent as typed, not thrown as a URIError', () => {
+  const config = loadConfig({
+    ...validEnv,
+    BFF_REDIS_URL: undefined,
+    BFF_REDIS_SENTINEL_CONNECTION_URLS: 'redis://:50%off@127.0.0.1:1',
+    BFF_REDIS_SENTINEL_MASTER_NAME: 'mymaster',
+  });
+  if (config.store.kind !== 'redis') throw new Error('expected the Redis store');
+  const client = connectRedis(config.store, { lazyConnect: true }) as Redis;
+  expect(client.options.sentinelPassword).toBe('50%off');
+  client.disconnect();
 });

@@ -202,7 +202,6 @@ class Findings {
   list(secrets: readonly string[]): string[] {
     return [...this.lines].map(([line, places]) => {
       let text = line.replace('{where}', places.join(', '));
-      // Redis does not echo passwords, but a URL-encoded one could ride along in a host-like string.
       for (const secret of secrets) text = text.split(secret).join('[redacted]');
       return text;
     });
@@ -227,18 +226,18 @@ export async function connectionProblems(target: RedisTarget): Promise<string[]>
     const u = parse(target.url);
     secrets.push(u.password);
     const { refusal } = await probe(address(u), withTls([target.url], credentialsOf(u)), 'PING');
-    findings.note(
-      bare(u),
-      refusal,
-      'BFF_REDIS_URL',
-      'BFF_REDIS_URL: {where} refused the credentials in the URL',
-    );
+    const authLine = u.password
+      ? 'BFF_REDIS_URL: {where} refused the credentials in the URL'
+      : 'BFF_REDIS_URL: {where} wants credentials; put them in the URL (redis://user:password@host:port)';
+    findings.note(bare(u), refusal, 'BFF_REDIS_URL', authLine);
     return findings.list(redactable(secrets));
   }
 
   secrets.push(target.password);
   const dataCredentials: RedisOptions = { username: target.username, password: target.password };
-  const refusedData = `${target.username ? 'BFF_REDIS_USERNAME, ' : ''}BFF_REDIS_PASSWORD: {where} refused them`;
+  const refusedData = target.password
+    ? `${target.username ? 'BFF_REDIS_USERNAME, ' : ''}BFF_REDIS_PASSWORD: {where} refused them`
+    : 'BFF_REDIS_PASSWORD: {where} wants credentials; set BFF_REDIS_PASSWORD (and BFF_REDIS_USERNAME for an ACL user)';
   if (target.topology === 'sentinel') {
     const urls = target.sentinelUrls.map(parse);
     secrets.push(...urls.map((u) => u.password));
@@ -285,9 +284,15 @@ export async function connectionProblems(target: RedisTarget): Promise<string[]>
   return findings.list(redactable(secrets));
 }
 
-/** Each secret as configured and as it may appear URL-decoded. */
+/**
+ * Each secret as configured and as it may appear URL-decoded. The lines are built from addresses and
+ * server replies, which carry no password; this is a second guard. A very short password is skipped,
+ * as cutting it out would mangle the addresses.
+ */
 function redactable(secrets: readonly (string | undefined)[]): string[] {
-  return secrets.filter((s): s is string => Boolean(s)).flatMap((s) => [s, safeDecode(s)]);
+  return secrets
+    .filter((s): s is string => s !== undefined && s.length >= 4)
+    .flatMap((s) => [s, safeDecode(s)]);
 }
 
 /** A URL's user or password as typed: a stray "%" is taken literally rather than throwing a URIError. */
