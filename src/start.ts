@@ -11,6 +11,7 @@ import { createOidcClient, oidcSettings } from './oidc/client.js';
 import { attachDevServerUpgrades } from './proxy/dev-server.js';
 import { createHttpServer, drain, listenOn } from './server.js';
 import { MemorySessionStore } from './session/memory-store.js';
+import { connectionProblems } from './session/redis-connection.js';
 import { RedisSessionStore } from './session/redis-store.js';
 import type { RefreshHooks } from './session/refresh.js';
 import type { SessionStore } from './session/store.js';
@@ -60,14 +61,21 @@ async function openStore(config: Config, log: Logger, now: () => number): Promis
     );
     return new MemorySessionStore(now);
   }
-  const store = new RedisSessionStore(config.store, {
+  const target = config.store;
+  const store = new RedisSessionStore(target, {
     prefix: config.store.keyPrefix,
     waitTimeoutMs: config.store.waitTimeoutMs,
     log,
   });
   const reachable = await store.ready().then(
     () => true,
-    (err: unknown) => {
+    async (err: unknown) => {
+      // An untrusted certificate or rejected credentials will not pass by waiting: a configuration error.
+      const refused = await connectionProblems(target);
+      if (refused.length) {
+        await store.close();
+        throw new ConfigError(refused);
+      }
       log.error(
         { err: { message: (err as Error).message } },
         'Redis is not reachable yet; /readyz answers 503 until it is',

@@ -3,8 +3,10 @@ import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { Redis, type RedisOptions } from 'ioredis';
 import { freePort, waitFor } from './ports.js';
+import type { RedisTlsFiles } from './tls-certs.js';
 
 /*
  * Real Redis Sentinel and Cluster topologies for tests: every process runs on 127.0.0.1 on a free port,
@@ -29,6 +31,65 @@ const DATA_NODE_ARGS = [
   '--repl-diskless-sync-delay',
   '0',
 ];
+
+/** An ACL user on the data nodes; with one, the default user is switched off. */
+export interface DataNodeUser {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** What a connection to a process of the topology needs besides its port: TLS, credentials. */
+type Access = Pick<RedisOptions, 'tls' | 'username' | 'password'>;
+
+/**
+ * Serve TLS only (no plain port) and speak it to the other nodes too: replication, the cluster bus,
+ * and a sentinel's links to data nodes and to its peers. Clients need no certificate of their own.
+ */
+function tlsArgs(tls: RedisTlsFiles | undefined, port: number, cluster = false): string[] {
+  if (!tls) return ['--port', String(port)];
+  return [
+    '--port',
+    '0',
+    '--tls-port',
+    String(port),
+    '--tls-cert-file',
+    tls.certFile,
+    '--tls-key-file',
+    tls.keyFile,
+    '--tls-ca-cert-file',
+    tls.caFile,
+    '--tls-auth-clients',
+    'no',
+    '--tls-replication',
+    'yes',
+    ...(cluster ? ['--tls-cluster', 'yes'] : []),
+  ];
+}
+
+/** The data node's ACL: only `user` may connect, and a replica logs in to its master as that user. */
+function userArgs(user: DataNodeUser | undefined): string[] {
+  if (!user) return [];
+  return [
+    '--user',
+    'default',
+    'off',
+    '--user',
+    user.username,
+    'on',
+    `>${user.password}`,
+    '~*',
+    '&*',
+    '+@all',
+    '--masteruser',
+    user.username,
+    '--masterauth',
+    user.password,
+  ];
+}
+
+function accessFor(tls: RedisTlsFiles | undefined, credentials: Omit<Access, 'tls'> = {}): Access {
+  return { ...(tls ? { tls: { ca: readFileSync(tls.caFile) } } : {}), ...credentials };
+}
 
 /** One redis-server or redis-sentinel process the topology owns. */
 export interface TopologyProcess {
@@ -56,6 +117,8 @@ interface ProcessSpec {
   /** Called before every (re)start; it may write the config file the arguments name. */
   args: (port: number) => Promise<string[]>;
   ready: string;
+  /** rediss when the process serves TLS only. */
+  scheme?: 'redis' | 'rediss';
 }
 
 async function freeTopologyPort(): Promise<number> {
@@ -132,7 +195,7 @@ async function startProcess(spec: ProcessSpec): Promise<TopologyProcess> {
   const isAlive = () => child !== undefined && child.exitCode === null && child.signalCode === null;
   return {
     port,
-    url: `redis://${HOST}:${port}`,
+    url: `${spec.scheme ?? 'redis'}://${HOST}:${port}`,
     get alive() {
       return isAlive();
     },
@@ -162,6 +225,16 @@ async function startProcess(spec: ProcessSpec): Promise<TopologyProcess> {
 
 /** Sends one command to one node on a throwaway connection that neither queues nor retries. */
 export async function ask(port: number, command: string, ...args: (string | number)[]): Promise<unknown> {
+  return askWith({}, port, command, ...args);
+}
+
+/** ask() over TLS or as a user, for a topology started with either. */
+async function askWith(
+  access: Access,
+  port: number,
+  command: string,
+  ...args: (string | number)[]
+): Promise<unknown> {
   const client = new Redis({
     host: HOST,
     port,
@@ -170,6 +243,7 @@ export async function ask(port: number, command: string, ...args: (string | numb
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
     connectTimeout: 1000,
+    ...access,
   });
   client.on('error', () => {});
   try {
@@ -181,10 +255,15 @@ export async function ask(port: number, command: string, ...args: (string | numb
   }
 }
 
-/** Like ask(), but undefined instead of an error, for polling nodes that may be down. */
-async function tryAsk(port: number, command: string, ...args: (string | number)[]): Promise<unknown> {
+/** Like askWith(), but undefined instead of an error, for polling nodes that may be down. */
+async function tryAsk(
+  access: Access,
+  port: number,
+  command: string,
+  ...args: (string | number)[]
+): Promise<unknown> {
   try {
-    return await ask(port, command, ...args);
+    return await askWith(access, port, command, ...args);
   } catch {
     return undefined;
   }
@@ -251,7 +330,7 @@ export interface SentinelAddress {
 
 export interface SentinelTopology {
   readonly masterName: string;
-  /** redis://127.0.0.1:<port> of each sentinel. */
+  /** redis://127.0.0.1:<port> of each sentinel (rediss:// with TLS), without credentials. */
   readonly sentinelUrls: readonly string[];
   /** The same, in the shape ioredis takes: `new Redis({ sentinels, name: masterName })`. */
   readonly sentinels: readonly SentinelAddress[];
@@ -270,11 +349,19 @@ export interface SentinelTopology {
    * master. Afterwards master() and replica() have swapped. Resolves with the new master.
    */
   waitForFailover(timeoutMs?: number): Promise<TopologyProcess>;
+  /** ask() on a data node, with the topology's TLS and data-node user. */
+  askNode(port: number, command: string, ...args: (string | number)[]): Promise<unknown>;
   /** Kills every process and removes the temp dirs; safe to call more than once. */
   stop(): Promise<void>;
 }
 
 export interface SentinelOptions {
+  /** TLS on every port: data nodes, replication, sentinels and their links. */
+  tls?: RedisTlsFiles;
+  /** The only user the data nodes accept; sentinels and the replica log in as it. */
+  dataNodeUser?: DataNodeUser;
+  /** The sentinels' requirepass (user default); they use it with each other too. */
+  sentinelPassword?: string;
   masterName?: string;
   downAfterMs?: number;
   failoverTimeoutMs?: number;
@@ -287,6 +374,10 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
   const masterName = options.masterName ?? 'coatcheck-test';
   const downAfterMs = options.downAfterMs ?? 1000;
   const failoverTimeoutMs = options.failoverTimeoutMs ?? 3000;
+  const { tls, dataNodeUser, sentinelPassword } = options;
+  const scheme = tls ? 'rediss' : 'redis';
+  const nodeAccess = accessFor(tls, dataNodeUser);
+  const sentinelAccess = accessFor(tls, sentinelPassword ? { password: sentinelPassword } : {});
   const dirs: string[] = [];
   const processes: TopologyProcess[] = [];
   const tempDir = async () => {
@@ -299,24 +390,32 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
     const masterDir = await tempDir();
     const master = await startProcess({
       command: 'redis-server',
-      args: async (port) => ['--port', String(port), '--dir', masterDir, ...DATA_NODE_ARGS],
+      args: async (port) => [
+        ...tlsArgs(tls, port),
+        '--dir',
+        masterDir,
+        ...DATA_NODE_ARGS,
+        ...userArgs(dataNodeUser),
+      ],
       ready: 'Ready to accept connections',
+      scheme,
     });
     processes.push(master);
     const replicaDir = await tempDir();
     const replica = await startProcess({
       command: 'redis-server',
       args: async (port) => [
-        '--port',
-        String(port),
+        ...tlsArgs(tls, port),
         '--dir',
         replicaDir,
         ...DATA_NODE_ARGS,
+        ...userArgs(dataNodeUser),
         '--replicaof',
         HOST,
         String(master.port),
       ],
       ready: 'Ready to accept connections',
+      scheme,
     });
     processes.push(replica);
     await waitForOutput(
@@ -337,7 +436,18 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
           await writeFile(
             file,
             [
-              `port ${port}`,
+              ...(tls
+                ? [
+                    'port 0',
+                    `tls-port ${port}`,
+                    `tls-cert-file ${tls.certFile}`,
+                    `tls-key-file ${tls.keyFile}`,
+                    `tls-ca-cert-file ${tls.caFile}`,
+                    'tls-auth-clients no',
+                    // A sentinel dials data nodes and its peers over TLS only with this.
+                    'tls-replication yes',
+                  ]
+                : [`port ${port}`]),
               `bind ${HOST}`,
               'protected-mode no',
               `dir ${dir}`,
@@ -345,6 +455,16 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
               `sentinel down-after-milliseconds ${masterName} ${downAfterMs}`,
               `sentinel failover-timeout ${masterName} ${failoverTimeoutMs}`,
               `sentinel parallel-syncs ${masterName} 1`,
+              ...(dataNodeUser
+                ? [
+                    `sentinel auth-user ${masterName} ${dataNodeUser.username}`,
+                    `sentinel auth-pass ${masterName} ${dataNodeUser.password}`,
+                  ]
+                : []),
+              // Peers authenticate to each other with sentinel-pass, clients with requirepass.
+              ...(sentinelPassword
+                ? [`requirepass ${sentinelPassword}`, `sentinel sentinel-pass ${sentinelPassword}`]
+                : []),
               ...(options.sentinelConfig ?? []),
               '',
             ].join('\n'),
@@ -352,6 +472,7 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
           return [file];
         },
         ready: `+monitor master ${masterName}`,
+        scheme,
       });
       processes.push(sentinel);
       sentinelProcesses.push(sentinel);
@@ -383,8 +504,13 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
     const sentinels = sentinelProcesses.map((s) => ({ host: HOST, port: s.port }));
 
     const askSentinel = async (port: number): Promise<SentinelAddress | undefined> => {
-      const reply = (await tryAsk(port, 'SENTINEL', 'get-master-addr-by-name', masterName)) as
-        [string, string] | null | undefined;
+      const reply = (await tryAsk(
+        sentinelAccess,
+        port,
+        'SENTINEL',
+        'get-master-addr-by-name',
+        masterName,
+      )) as [string, string] | null | undefined;
       return reply ? { host: reply[0], port: Number(reply[1]) } : undefined;
     };
 
@@ -421,7 +547,9 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
             for (const s of sentinelProcesses.filter((p) => p.alive)) {
               if ((await askSentinel(s.port))?.port !== promoted.port) return false;
             }
-            return infoField(await tryAsk(promoted.port, 'INFO', 'replication'), 'role') === 'master';
+            return (
+              infoField(await tryAsk(nodeAccess, promoted.port, 'INFO', 'replication'), 'role') === 'master'
+            );
           },
           left(),
           `every sentinel to name port ${promoted.port} as master`,
@@ -431,6 +559,7 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
         since = mark(processes);
         return promoted;
       },
+      askNode: (port, command, ...args) => askWith(nodeAccess, port, command, ...args),
       stop: () => stopAll(processes, dirs),
     };
     return topology;
@@ -450,7 +579,7 @@ export interface ClusterNode extends TopologyProcess {
 }
 
 export interface ClusterTopology {
-  /** redis://127.0.0.1:<port> of every node. */
+  /** redis://127.0.0.1:<port> of every node (rediss:// with TLS). */
   readonly seedUrls: readonly string[];
   /** In the shape ioredis takes: `new Cluster(topology.seeds)`. */
   readonly seeds: readonly { host: string; port: number }[];
@@ -467,12 +596,18 @@ export interface ClusterTopology {
    * Resolves with the promoted nodes.
    */
   waitForFailover(timeoutMs?: number): Promise<ClusterNode[]>;
+  /** ask() on a node, with the topology's TLS and user. */
+  askNode(port: number, command: string, ...args: (string | number)[]): Promise<unknown>;
   /** Kills every process and removes the temp dir; safe to call more than once. */
   stop(): Promise<void>;
 }
 
 export interface ClusterOptions {
   nodeTimeoutMs?: number;
+  /** TLS on every port: clients, replication and the cluster bus. */
+  tls?: RedisTlsFiles;
+  /** The only user the nodes accept; replicas and redis-cli log in as it. */
+  dataNodeUser?: DataNodeUser;
 }
 
 interface NodeLine {
@@ -505,6 +640,8 @@ type SlotRange = [number, number, [string, number, string, ...unknown[]], ...unk
 /** Three masters with a replica each, created by redis-cli --cluster create and fully converged. */
 export async function startClusterTopology(options: ClusterOptions = {}): Promise<ClusterTopology> {
   const nodeTimeoutMs = options.nodeTimeoutMs ?? 2000;
+  const { tls, dataNodeUser } = options;
+  const access = accessFor(tls, dataNodeUser);
   const dirs: string[] = [];
   const processes: TopologyProcess[] = [];
 
@@ -518,11 +655,11 @@ export async function startClusterTopology(options: ClusterOptions = {}): Promis
         const node = await startProcess({
           command: 'redis-server',
           args: async (port) => [
-            '--port',
-            String(port),
+            ...tlsArgs(tls, port, true),
             '--dir',
             dir,
             ...DATA_NODE_ARGS,
+            ...userArgs(dataNodeUser),
             '--cluster-enabled',
             'yes',
             '--cluster-config-file',
@@ -538,6 +675,7 @@ export async function startClusterTopology(options: ClusterOptions = {}): Promis
             '0',
           ],
           ready: 'Ready to accept connections',
+          scheme: tls ? 'rediss' : 'redis',
         });
         processes.push(node);
         return node;
@@ -553,6 +691,10 @@ export async function startClusterTopology(options: ClusterOptions = {}): Promis
         '--cluster-replicas',
         '1',
         '--cluster-yes',
+        ...(tls ? ['--tls', '--cacert', tls.caFile] : []),
+        ...(dataNodeUser
+          ? ['--user', dataNodeUser.username, '--pass', dataNodeUser.password, '--no-auth-warning']
+          : []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -583,10 +725,10 @@ export async function startClusterTopology(options: ClusterOptions = {}): Promis
       let agreed: string | undefined;
       let lines: NodeLine[] = [];
       for (const node of nodes.filter((n) => n.alive)) {
-        const info = await tryAsk(node.port, 'CLUSTER', 'INFO');
+        const info = await tryAsk(access, node.port, 'CLUSTER', 'INFO');
         if (infoField(info, 'cluster_state') !== 'ok') return undefined;
         if (infoField(info, 'cluster_slots_ok') !== String(TOTAL_SLOTS)) return undefined;
-        const text = await tryAsk(node.port, 'CLUSTER', 'NODES');
+        const text = await tryAsk(access, node.port, 'CLUSTER', 'NODES');
         if (typeof text !== 'string') return undefined;
         lines = parseNodes(text).filter((l) => !l.flags.includes('fail') && !l.flags.includes('noaddr'));
         const view = lines
@@ -606,7 +748,8 @@ export async function startClusterTopology(options: ClusterOptions = {}): Promis
     const refresh = async (lines: NodeLine[]) => {
       for (const node of started) {
         const id =
-          ((await tryAsk(node.port, 'CLUSTER', 'MYID')) as string | undefined) ?? state.get(node.port)?.id;
+          ((await tryAsk(access, node.port, 'CLUSTER', 'MYID')) as string | undefined) ??
+          state.get(node.port)?.id;
         const line = lines.find((l) => l.port === node.port);
         state.set(node.port, {
           id: id ?? '',
@@ -622,7 +765,7 @@ export async function startClusterTopology(options: ClusterOptions = {}): Promis
     for (const replica of nodes.filter((n) => n.role === 'replica')) {
       await waitFor(
         async () =>
-          infoField(await tryAsk(replica.port, 'INFO', 'replication'), 'master_link_status') === 'up',
+          infoField(await tryAsk(access, replica.port, 'INFO', 'replication'), 'master_link_status') === 'up',
         START_TIMEOUT_MS,
         `replica ${replica.port} to sync`,
       );
@@ -641,10 +784,10 @@ export async function startClusterTopology(options: ClusterOptions = {}): Promis
       nodes,
       masters: () => nodes.filter((n) => n.role === 'master'),
       async slotOf(key) {
-        return Number(await ask(liveNode().port, 'CLUSTER', 'KEYSLOT', key));
+        return Number(await askWith(access, liveNode().port, 'CLUSTER', 'KEYSLOT', key));
       },
       async masterForSlot(slot) {
-        const ranges = (await ask(liveNode().port, 'CLUSTER', 'SLOTS')) as SlotRange[];
+        const ranges = (await askWith(access, liveNode().port, 'CLUSTER', 'SLOTS')) as SlotRange[];
         const range = ranges.find(([from, to]) => slot >= from && slot <= to);
         const node = range && byId(range[2][2]);
         if (!node) throw new Error(`no master serves slot ${slot}`);
@@ -674,6 +817,7 @@ export async function startClusterTopology(options: ClusterOptions = {}): Promis
         since = mark(processes);
         return heirs.filter((n) => n.role === 'master');
       },
+      askNode: (port, command, ...args) => askWith(access, port, command, ...args),
       stop: () => stopAll(processes, dirs),
     };
     return topology;
