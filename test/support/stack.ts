@@ -10,6 +10,7 @@ import { SESSION_COOKIE, unsignValue } from '../../src/security/cookies.js';
 import { MemorySessionStore } from '../../src/session/memory-store.js';
 import type { SessionStore } from '../../src/session/store.js';
 import { startCoatcheck, type Coatcheck } from '../../src/start.js';
+import type { TracingSettings } from '../../src/tracing/settings.js';
 import { Browser } from './browser.js';
 import { startTestIdp, type TestIdp } from './idp.js';
 import { freePort, waitFor } from './ports.js';
@@ -72,6 +73,8 @@ export interface StackOptions {
   externalRedis?: boolean;
   /** Overrides for the IdP's registration of the client (authentication method, keys). */
   client?: Partial<ClientMetadata>;
+  /** OpenTelemetry tracing for every instance, as main.ts derives it from the OTEL_* variables. */
+  tracing?: TracingSettings;
 }
 
 /**
@@ -155,6 +158,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       now: clock.now,
       refreshHooks: opts.refreshHooks?.(i),
       store: memoryStore,
+      tracing: opts.tracing,
     });
     bffs.push({
       url,
