@@ -182,6 +182,10 @@ describe('tracing on, exported over OTLP/HTTP JSON to a real receiver', () => {
     const user = await b.go(`${stack.bff.url}/bff/user`, { headers: csrf });
     expect(user.status).toBe(200);
     expect((await serverSpan(user.headers['x-request-id'] as string)).name).toBe('GET /bff/user');
+    // The login's callback, served by Express, has its code exchange under it.
+    const callbacks = receiver.spans.filter((s) => s.kind === SERVER && s.name === 'GET /bff/callback');
+    expect(callbacks.length).toBeGreaterThan(0);
+    expect(callbacks.map((c) => childrenOf(c).map((s) => s.name))).toContainEqual(['idp token']);
 
     const anonymous = await request(`${stack.bff.url}/api/nobody`, { headers: csrf });
     await anonymous.body.dump();
