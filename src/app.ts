@@ -31,6 +31,7 @@ import { TokenRefresher, type RefreshHooks } from './session/refresh.js';
 import { measuredStore } from './session/measured-store.js';
 import { Sessions } from './session/sessions.js';
 import type { SessionStore } from './session/store.js';
+import { NOOP_TRACER, type Tracer } from './tracing/tracer.js';
 
 export interface AppDeps {
   readonly oidc: OidcClient;
@@ -42,6 +43,8 @@ export interface AppDeps {
   readonly refreshHooks?: RefreshHooks;
   /** Where the app counts; a fresh registry when not given (the one the OIDC client times into, in start.ts). */
   readonly metrics?: Metrics;
+  /** Tracing, when configured (src/tracing/sdk.ts); the no-op tracer when not given. */
+  readonly tracer?: Tracer;
 }
 
 /** A request listener for http.createServer, with the context it was built from. */
@@ -57,6 +60,7 @@ export interface App {
 export function createApp(config: Config, deps: AppDeps): App {
   const now = deps.now ?? Date.now;
   const metrics = deps.metrics ?? new Metrics();
+  const tracer = deps.tracer ?? NOOP_TRACER;
   const sessions = new Sessions(measuredStore(deps.store, metrics), {
     idleMs: config.idleTimeoutMs,
     absoluteMs: config.absoluteTimeoutMs,
@@ -70,6 +74,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     now,
     hooks: deps.refreshHooks,
     metrics,
+    tracer,
   });
   const ctx: AppContext = {
     config,
@@ -98,6 +103,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     accessLog: createAccessLogger(deps.log),
     now,
     metrics,
+    tracer,
   };
 
   const app = express();
@@ -106,7 +112,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   // The same compiled function as the fast path's, so req.secure and req.ip agree with it.
   app.set('trust proxy', ctx.requestFacts.trust);
   app.use(helmet(helmetOptions(config)));
-  app.use(requestLog(ctx.accessLog, metrics, config.basePath));
+  app.use(requestLog(ctx.accessLog, metrics, config.basePath, tracer));
 
   // API routes (BFF_ROUTES) never reach the router below: the listener offers every request to the
   // fast path (src/proxy/handler.ts) first, which sets the same headers, log line and JSON errors
@@ -138,5 +144,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     throw new BffError('not_found');
   });
   app.use(errorHandler(deps.log, config.basePath));
-  return Object.assign(listener, { context: ctx });
+  // Probes are not traced: they would be most of the spans and say nothing.
+  const untraced = new Set([`${config.basePath}/healthz`, `${config.basePath}/readyz`]);
+  return Object.assign(tracer.instrument(listener, untraced), { context: ctx });
 }

@@ -9,6 +9,7 @@ import type { OidcClient } from './oidc/client.js';
 import type { SessionCache } from './session/cache.js';
 import type { TokenRefresher } from './session/refresh.js';
 import type { Sessions } from './session/sessions.js';
+import type { Tracer } from './tracing/tracer.js';
 
 /** Everything an endpoint may use. Built once by createApp; endpoints never reach for globals. */
 export interface AppContext {
@@ -30,4 +31,6 @@ export interface AppContext {
   readonly now: () => number;
   /** This app's metrics; counted whether or not BFF_METRICS_PORT serves them. */
   readonly metrics: Metrics;
+  /** Spans for requests, session loads, refreshes, IdP and upstream calls; a constant no-op when tracing is off. */
+  readonly tracer: Tracer;
 }

@@ -1,6 +1,7 @@
-import { ConfigError, loadConfig } from './config/load.js';
+import { ConfigError } from './config/load.js';
 import { demoModeProblems, unknownNameWarnings } from './config/names.js';
 import { startCoatcheck } from './start.js';
+import { loadConfigAndTracing } from './tracing/settings.js';
 
 /**
  * The only reader of process.env: validate, wire up, listen, and stop cleanly on a signal.
@@ -35,8 +36,8 @@ async function main(): Promise<void> {
       });
       stop = (await runDemo(env)).stop;
     } else {
-      const config = loadConfig(env);
-      const coatcheck = await startCoatcheck(config).catch((err: NodeJS.ErrnoException) => {
+      const { config, tracing } = loadConfigAndTracing(env);
+      const coatcheck = await startCoatcheck(config, { tracing }).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EADDRINUSE') throw err;
         throw new ConfigError([
           `BFF_PORT: port ${config.port} on ${config.host} is already in use; stop what uses it, or set BFF_PORT to a free port`,

@@ -15,6 +15,9 @@ import { connectionProblems } from './session/redis-connection.js';
 import { RedisSessionStore } from './session/redis-store.js';
 import type { RefreshHooks } from './session/refresh.js';
 import type { SessionStore } from './session/store.js';
+import { startTracing } from './tracing/sdk.js';
+import type { TracingSettings } from './tracing/settings.js';
+import { NOOP_TRACER } from './tracing/tracer.js';
 
 /** What a caller other than main.ts may bring: tests bring a clock, hooks, a log sink and a shared store. */
 export interface StartOptions {
@@ -28,6 +31,8 @@ export interface StartOptions {
    * instances in a test share. Its owner closes it: close() leaves it open.
    */
   readonly store?: SessionStore;
+  /** OpenTelemetry tracing (from the OTEL_* variables); off when not given. */
+  readonly tracing?: TracingSettings;
 }
 
 /** One running coatcheck: its listener, store, upstream pool and upgrade handler, and how to stop them. */
@@ -106,12 +111,14 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
   // First, so it is on record even when Redis or the IdP is what fails next.
   log.info({ config: describeConfig(config) }, 'effective configuration');
   for (const warning of config.warnings) log.warn(warning);
+  // Before the store, so that missing SDK packages stop start-up with nothing left open.
+  const tracer = options.tracing ? await startTracing(options.tracing, log) : NOOP_TRACER;
   const ownsStore = !options.store;
   const store = options.store ?? (await openStore(config, log, now));
 
   // Counted always (cheap); served, with the process metrics, only when BFF_METRICS_PORT is set.
   const metrics = new Metrics({ processMetrics: config.metrics !== undefined });
-  const oidc = createOidcClient(oidcSettings(config), log, metrics);
+  const oidc = createOidcClient(oidcSettings(config), log, metrics, tracer);
   // Discover now so a wrong issuer shows at once; a failure is retried on demand, so an IdP outage at boot heals.
   await oidc.configuration().catch(() => undefined);
 
@@ -121,7 +128,15 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
     );
   }
 
-  const app = createApp(config, { oidc, store, log, now, refreshHooks: options.refreshHooks, metrics });
+  const app = createApp(config, {
+    oidc,
+    store,
+    log,
+    now,
+    refreshHooks: options.refreshHooks,
+    metrics,
+    tracer,
+  });
   const { context } = app;
   if (context.sessionCache) {
     log.info(
@@ -137,6 +152,7 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
   } catch (err) {
     await context.upstream.close();
     if (ownsStore) await store.close();
+    await tracer.shutdown();
     throw err;
   }
   log.info({ port, host: config.host, publicUrl: config.publicUrl }, 'coatcheck listening');
@@ -151,6 +167,7 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
       upgrades?.close();
       await context.upstream.close();
       if (ownsStore) await store.close();
+      await tracer.shutdown();
       throw err;
     }
   }
@@ -164,6 +181,8 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
     await drain(server, graceMs, log);
     await context.upstream.close();
     if (ownsStore) await store.close();
+    // Last, so the spans of the drained requests are exported too.
+    await tracer.shutdown();
     log.info('stopped');
   }
   function close(graceMs = config.shutdownTimeoutMs): Promise<void> {

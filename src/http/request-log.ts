@@ -3,7 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { MANAGEMENT_BASE_PATH } from './management-paths.js';
+import { NOOP_TRACER, type Tracer } from '../tracing/tracer.js';
+import { MANAGEMENT_BASE_PATH, MANAGEMENT_PATHS } from './management-paths.js';
 import { underPrefix } from './path-prefix.js';
 
 /** Called once per request as it ends, with its status and its duration in seconds. */
@@ -50,15 +51,18 @@ export function logRequest(
  * Everything Express serves: coatcheck's own endpoints and probes are kind bff, the rest (the SPA,
  * and 404s outside /bff) static. API routes never come here: the fast path records them as api.
  */
-export function requestLog(log: Logger, metrics: Metrics, basePath: string) {
+export function requestLog(log: Logger, metrics: Metrics, basePath: string, tracer: Tracer = NOOP_TRACER) {
   const bff: RequestRecorder = (status, seconds) => metrics.request('bff', status, seconds);
   const spa: RequestRecorder = (status, seconds) => metrics.request('static', status, seconds);
   const probes = new Set([`${basePath}/healthz`, `${basePath}/readyz`]);
   const management = `${basePath}${MANAGEMENT_BASE_PATH}`;
+  // A request's span is named after the endpoint only for coatcheck's own, known paths.
+  const endpoints = new Set(Object.values(MANAGEMENT_PATHS).map((p) => `${basePath}${p}`));
   return (req: Request, res: Response, next: NextFunction): void => {
     const q = req.url.indexOf('?');
     const path = q === -1 ? req.url : req.url.slice(0, q);
     const own = probes.has(path) || underPrefix(path, management);
+    if (endpoints.has(path)) tracer.route(path);
     res.locals.requestId = logRequest(log, req, res, own ? bff : spa);
     next();
   };

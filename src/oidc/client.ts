@@ -4,6 +4,7 @@ import { BffError } from '../errors.js';
 import type { ClientAuth, Config, ParMode } from '../config/load.js';
 import type { Logger } from '../log.js';
 import type { IdpEndpoint, Metrics } from '../metrics.js';
+import { NOOP_TRACER, type Tracer } from '../tracing/tracer.js';
 import { describeIdpError, mapOidcError } from './errors.js';
 import { createIdTokenVerifier, signingAlgorithms, type IdTokenVerifier } from './id-token.js';
 import { capturingFetch } from './response-capture.js';
@@ -138,9 +139,14 @@ async function clientAuth(auth: ClientAuth): Promise<client.ClientAuth> {
   return client.PrivateKeyJwt(jwk.kid ? { key, kid: jwk.kid } : key);
 }
 
-export function createOidcClient(cfg: OidcSettings, log: Logger, metrics?: Metrics): OidcClient {
+export function createOidcClient(
+  cfg: OidcSettings,
+  log: Logger,
+  metrics?: Metrics,
+  tracer: Tracer = NOOP_TRACER,
+): OidcClient {
   const timed = <T>(endpoint: IdpEndpoint, call: () => Promise<T>): Promise<T> =>
-    metrics ? metrics.idp(endpoint, call) : call();
+    tracer.run(`idp ${endpoint}`, () => (metrics ? metrics.idp(endpoint, call) : call()), 'client');
   let pending: Promise<client.Configuration> | undefined;
   let failedAt = 0;
   let lastFailure: unknown;

@@ -5,6 +5,7 @@ import { sendJsonError } from '../http/error-handler.js';
 import { logRequest } from '../http/request-log.js';
 import { sessionFromCookie } from '../http/request-session.js';
 import { securityHeaders } from '../http/security-headers.js';
+import type { Session } from '../session/sessions.js';
 import { hasCsrfHeader } from '../security/csrf.js';
 import { signerFor } from '../oidc/dpop.js';
 import { forward } from './forward.js';
@@ -32,7 +33,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
   const publicUrl = new URL(config.publicUrl);
   const forwarded = { proto: publicUrl.protocol.slice(0, -1), host: publicUrl.host };
   const maxBodySize = config.maxBodySize;
-  const { metrics } = ctx;
+  const { metrics, tracer } = ctx;
   const cacheBypass = ctx.sessionCache ? undefined : metrics.cacheResults.bypass;
   const recordApi = (status: number, seconds: number) => metrics.request('api', status, seconds);
   // Bound per configured route now, keyed as compileRoutes keys them ('' for '/').
@@ -45,6 +46,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     res: ServerResponse,
     path: string,
     found: RouteMatch,
+    requestId: string,
   ): Promise<void> {
     if (!METHODS.has(req.method ?? '')) {
       res.setHeader('Allow', ALLOW);
@@ -59,26 +61,39 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
       res.setHeader('Connection', 'close');
       throw new BffError('payload_too_large');
     }
-    const session = await sessionFromCookie(
-      ctx,
-      req.headers.cookie,
-      facts.secure(req),
-      ctx.sessionCache,
-      cacheBypass,
-    );
+    const loading = tracer.start('session load');
+    let session: Session | undefined;
+    try {
+      session = await sessionFromCookie(
+        ctx,
+        req.headers.cookie,
+        facts.secure(req),
+        ctx.sessionCache,
+        cacheBypass,
+      );
+    } catch (err) {
+      loading.end(err);
+      throw err;
+    }
+    loading.end();
     if (!session) throw new BffError('unauthenticated');
     const tokens = await ctx.refresher.fresh(session);
 
     const upstreamPath = found.route.basePath + found.rest;
     const fullPath = upstreamPath.charCodeAt(0) === 47 ? upstreamPath : `/${upstreamPath}`;
     const { dpopKey } = tokens;
-    await forward(ctx.upstream, req, res, {
+    const call = tracer.upstream(found.route.path, req.method!, found.route.origin);
+    const upstreamHeaders = upstreamRequestHeaders(
+      req.headers,
+      `${dpopKey ? 'DPoP' : 'Bearer'} ${tokens.accessToken}`,
+      { for: facts.forwardedFor(req), ...forwarded },
+      requestId,
+    );
+    call.inject(upstreamHeaders);
+    const forwarding = forward(ctx.upstream, req, res, {
       origin: found.route.origin,
       path: fullPath,
-      headers: upstreamRequestHeaders(req.headers, `${dpopKey ? 'DPoP' : 'Bearer'} ${tokens.accessToken}`, {
-        for: facts.forwardedFor(req),
-        ...forwarded,
-      }),
+      headers: upstreamHeaders,
       dpop: dpopKey && {
         nonces: ctx.dpopNonces,
         proof: (nonce) =>
@@ -93,6 +108,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
       maxBodySize,
       metrics: routeMetrics.get(found.route.path),
     });
+    await call.track(forwarding, res);
   }
 
   return (req, res) => {
@@ -102,7 +118,8 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     if (!found) return false;
     for (const [name, value] of headers) res.setHeader(name, value);
     const id = logRequest(ctx.accessLog, req, res, recordApi);
-    handle(req, res, path, found).catch((err: unknown) => sendJsonError(log, err, res, id));
+    tracer.route(found.route.path);
+    handle(req, res, path, found, id).catch((err: unknown) => sendJsonError(log, err, res, id));
     return true;
   };
 }

@@ -109,13 +109,16 @@ export interface ForwardedFor {
   readonly host: string;
 }
 
+/** `requestId` is coatcheck's id for the request (request-log.ts), sent as X-Request-Id so both logs can be matched. */
 export function upstreamRequestHeaders(
   incoming: IncomingHttpHeaders,
   authorization: string,
   forwarded: ForwardedFor,
+  requestId?: string,
 ): Record<string, string | string[]> {
   const out = forwardableHeaders(incoming);
   out.authorization = authorization;
+  if (requestId) out['x-request-id'] = requestId;
   if (forwarded.for) out['x-forwarded-for'] = forwarded.for;
   out['x-forwarded-proto'] = forwarded.proto;
   out['x-forwarded-host'] = forwarded.host;

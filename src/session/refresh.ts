@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { InvalidTokenResponseError, UnverifiedRefreshError, describeIdpError } from '../oidc/errors.js';
 import type { TokenSet } from '../oidc/token-set.js';
+import type { Tracer } from '../tracing/tracer.js';
 import type { Session, Sessions } from './sessions.js';
 
 export interface RefreshHooks {
@@ -25,6 +26,8 @@ export interface RefresherOptions {
   readonly hooks?: RefreshHooks;
   /** Where outcomes, durations and lock waits are counted. */
   readonly metrics?: Metrics;
+  /** A span per refresh, lock wait included, with the IdP call under it. */
+  readonly tracer?: Tracer;
 }
 
 /**
@@ -68,7 +71,10 @@ export class TokenRefresher {
     }
     let shared = this.inflight.get(session.key);
     if (!shared) {
-      shared = this.coordinate(session).finally(() => this.inflight.delete(session.key));
+      const refreshing = this.opts.tracer
+        ? this.opts.tracer.run('token refresh', () => this.coordinate(session))
+        : this.coordinate(session);
+      shared = refreshing.finally(() => this.inflight.delete(session.key));
       this.inflight.set(session.key, shared);
     }
     return shared;

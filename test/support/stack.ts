@@ -11,6 +11,7 @@ import { SESSION_COOKIE, unsignValue } from '../../src/security/cookies.js';
 import { MemorySessionStore } from '../../src/session/memory-store.js';
 import type { SessionStore } from '../../src/session/store.js';
 import { startCoatcheck, type Coatcheck } from '../../src/start.js';
+import type { TracingSettings } from '../../src/tracing/settings.js';
 import { Browser } from './browser.js';
 import { startTestIdp, type TestIdp } from './idp.js';
 import { freePort, waitFor } from './ports.js';
@@ -77,6 +78,8 @@ export interface StackOptions {
   par?: IdpOptions['par'];
   /** The IdP demands DPoP nonces at its token endpoint. */
   dpopNonces?: boolean;
+  /** OpenTelemetry tracing for every instance, as main.ts derives it from the OTEL_* variables. */
+  tracing?: TracingSettings;
 }
 
 /**
@@ -162,6 +165,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       now: clock.now,
       refreshHooks: opts.refreshHooks?.(i),
       store: memoryStore,
+      tracing: opts.tracing,
     });
     bffs.push({
       url,
