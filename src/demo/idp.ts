@@ -140,9 +140,7 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
       backchannelLogout: { enabled: true },
       dPoP: {
         enabled: true,
-        ...(options.dpopNonces
-          ? { nonceSecret: randomBytes(32), requireNonce: () => true }
-          : {}),
+        ...(options.dpopNonces ? { nonceSecret: randomBytes(32), requireNonce: () => true } : {}),
       },
       pushedAuthorizationRequests: {
         enabled: options.par !== 'absent',
