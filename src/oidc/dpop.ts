@@ -122,10 +122,10 @@ export class DpopSigner {
   private pair: Promise<client.CryptoKeyPair> | undefined;
 
   private async importPair(): Promise<client.CryptoKeyPair> {
-    const privateKey = (await importJWK(this.jwk, this.jwk.alg)) as CryptoKey;
+    const privateKey = (await importJWK(this.jwk, this.jwk.alg)) as client.CryptoKey;
     const publicKey = (await importJWK({ ...this.publicJwk, alg: this.jwk.alg }, this.jwk.alg, {
       extractable: true,
-    })) as CryptoKey;
+    })) as client.CryptoKey;
     return { privateKey, publicKey };
   }
 }
