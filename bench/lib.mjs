@@ -2,6 +2,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, rmSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import { createServer, connect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -140,4 +141,15 @@ export async function stopAll() {
   }
   await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : undefined)));
   for (const dir of tmpDirs) rmSync(dir, { recursive: true, force: true });
+}
+
+/** What every results file states about the machine it was measured on. */
+export function machine() {
+  return {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    date: new Date().toISOString(),
+  };
 }

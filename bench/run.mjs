@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unsign } from 'cookie-signature';
 import { Redis } from 'ioredis';
@@ -18,6 +18,7 @@ import {
   ensureTools,
   freePort,
   login,
+  machine,
   median,
   rssMb,
   start,
@@ -351,18 +352,14 @@ async function main() {
     overBare: perRound(results.small),
     largeOverBare: perRound(results.large),
   };
-  const machine = {
-    cpu: cpus()[0]?.model,
-    cores: cpus().length,
-    memoryGb: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
+  const machineInfo = {
+    ...machine(),
     nginx:
       execFileSync('nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() ||
       readNginxVersion(),
-    date: new Date().toISOString(),
   };
   const report = {
-    machine,
+    machine: machineInfo,
     settings: {
       durationS: DURATION,
       warmupS: WARMUP,

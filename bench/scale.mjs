@@ -2,7 +2,7 @@
 // 1,000 sessions over two instances, and (BENCH_SOAK_REFRESH=seconds) a soak with refreshes.
 // Writes bench/results/scale.{json,md} and the storm's latency chart.
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sign, unsign } from 'cookie-signature';
 import { Redis } from 'ioredis';
@@ -16,6 +16,7 @@ import {
   ensureTools,
   freePort,
   login,
+  machine,
   median,
   rssMb,
   start,
@@ -355,15 +356,8 @@ async function main() {
     );
   }
 
-  const machine = {
-    cpu: cpus()[0]?.model,
-    cores: cpus().length,
-    memoryGb: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    date: new Date().toISOString(),
-  };
   const report = {
-    machine,
+    machine: machine(),
     settings: { DURATION, REPEAT, MANY, STORM, TOKEN_TTL, SKEW },
     many,
     rssFullCache,
