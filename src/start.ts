@@ -59,7 +59,12 @@ export interface Coatcheck {
 }
 
 /** The store the config names; a Redis user that may not publish is a configuration error. */
-async function openStore(config: Config, log: Logger, now: () => number): Promise<SessionStore> {
+async function openStore(
+  config: Config,
+  log: Logger,
+  now: () => number,
+  metrics: Metrics,
+): Promise<SessionStore> {
   if (config.store.kind === 'memory') {
     log.warn(
       'session store: memory. Sessions live in this process only; use Redis for more than one instance',
@@ -70,6 +75,7 @@ async function openStore(config: Config, log: Logger, now: () => number): Promis
   const store = new RedisSessionStore(target, {
     prefix: config.store.keyPrefix,
     waitTimeoutMs: config.store.waitTimeoutMs,
+    onWaitTimeout: () => metrics.redisWaitTimeouts.inc(),
     log,
   });
   const reachable = await store.ready().then(
@@ -113,11 +119,11 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
   for (const warning of config.warnings) log.warn(warning);
   // Before the store, so that missing SDK packages stop start-up with nothing left open.
   const tracer = options.tracing ? await startTracing(options.tracing, log) : NOOP_TRACER;
-  const ownsStore = !options.store;
-  const store = options.store ?? (await openStore(config, log, now));
-
   // Counted always (cheap); served, with the process metrics, only when BFF_METRICS_PORT is set.
   const metrics = new Metrics({ processMetrics: config.metrics !== undefined });
+  const ownsStore = !options.store;
+  const store = options.store ?? (await openStore(config, log, now, metrics));
+
   const oidc = createOidcClient(oidcSettings(config), log, metrics, tracer);
   // Discover now so a wrong issuer shows at once; a failure is retried on demand, so an IdP outage at boot heals.
   await oidc.configuration().catch(() => undefined);
