@@ -173,3 +173,23 @@ test('a Redis dump of the index shows no host session id, subject or IdP session
   for (const secret of ['host-session-dumped', 'dave-subject', 'dave-idp-sid'])
     expect(dump).not.toContain(secret);
 });
+
+test('weak host cookie settings are logged once, when the first request shows them', () => {
+  const lines: string[] = [];
+  const host = new HostSession({
+    secrets: [SECRET],
+    index: new HostSessionIndex(memoryIndexBackend(), [SECRET]),
+    log: createLogger('info', { write: (line: string) => void lines.push(line) }),
+    https: true,
+  });
+  const req = {
+    headers: {},
+    session: { regenerate() {}, destroy() {}, cookie: { httpOnly: false, secure: false } },
+    sessionID: 'h',
+  } as unknown as IncomingMessage;
+  host.locate(req);
+  host.locate(req);
+  const warnings = lines.map((l) => JSON.parse(l) as { level: number; msg: string });
+  expect(warnings.map((w) => w.level)).toEqual([40, 40, 40]);
+  expect(warnings.map((w) => w.msg).join('\n')).toMatch(/HttpOnly[\s\S]*SameSite[\s\S]*Secure/);
+});
