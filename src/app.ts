@@ -51,6 +51,10 @@ export interface AppDeps {
 export interface App {
   (req: IncomingMessage, res: ServerResponse): void;
   readonly context: AppContext;
+  /** The API routes' fast path alone: true when it took the request (middleware mode, src/bff.ts). */
+  readonly fastPath: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** The Express app behind the fast path, for middleware mode to hand /bff/* requests to. */
+  readonly express: express.Express;
 }
 
 /**
@@ -146,5 +150,9 @@ export function createApp(config: Config, deps: AppDeps): App {
   app.use(errorHandler(deps.log, config.basePath));
   // Probes are not traced: they would be most of the spans and say nothing.
   const untraced = new Set([`${config.basePath}/healthz`, `${config.basePath}/readyz`]);
-  return Object.assign(tracer.instrument(listener, untraced), { context: ctx });
+  return Object.assign(tracer.instrument(listener, untraced), {
+    context: ctx,
+    fastPath: apiFastPath,
+    express: app,
+  });
 }
