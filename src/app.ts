@@ -27,6 +27,7 @@ import { devServerProxy } from './proxy/dev-server.js';
 import { apiProxy } from './proxy/handler.js';
 import { requireCsrfHeader } from './security/csrf.js';
 import { SessionCache } from './session/cache.js';
+import type { HostSession } from './session/host-session.js';
 import { TokenRefresher, type RefreshHooks } from './session/refresh.js';
 import { measuredStore } from './session/measured-store.js';
 import { Sessions } from './session/sessions.js';
@@ -45,6 +46,8 @@ export interface AppDeps {
   readonly metrics?: Metrics;
   /** Tracing, when configured (src/tracing/sdk.ts); the no-op tracer when not given. */
   readonly tracer?: Tracer;
+  /** Middleware mode with express-session: the browser's session is the host's (src/session/host-session.ts). */
+  readonly hostSession?: HostSession;
 }
 
 /** A request listener for http.createServer, with the context it was built from. */
@@ -84,6 +87,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     config,
     requestFacts: requestFacts(config),
     sessionCookie: sessionCookie(config.sessionSecrets),
+    hostSession: deps.hostSession,
     oidc: deps.oidc,
     sessions,
     refresher,

@@ -13,6 +13,7 @@ import { Metrics } from './metrics.js';
 import { createOidcClient, oidcSettings } from './oidc/client.js';
 import { configFromOptions, type BffOptions } from './options.js';
 import { hasCsrfHeader } from './security/csrf.js';
+import { hostSessionFor } from './session/host-session.js';
 import { MemorySessionStore } from './session/memory-store.js';
 import { connectionProblems } from './session/redis-connection.js';
 import { RedisSessionStore } from './session/redis-store.js';
@@ -112,8 +113,31 @@ export interface Bff {
 
 /** Validates the options once, then wires a coatcheck up. It never listens: the host does, or start.ts. */
 export async function createBff(options: BffOptions, deps: BffDeps = {}): Promise<Bff> {
-  const config = configFromOptions(options, { nodeEnv: deps.nodeEnv ?? process.env.NODE_ENV });
-  return bffFromConfig(config, deps);
+  const { session, settings } = withoutSessionOption(options);
+  const problems =
+    session === undefined || session === 'express-session'
+      ? []
+      : ["session: must be 'express-session', or left out for coatcheck's own session cookie"];
+  let config: Config;
+  try {
+    config = configFromOptions(settings, { nodeEnv: deps.nodeEnv ?? process.env.NODE_ENV });
+  } catch (err) {
+    if (err instanceof ConfigError && problems.length) {
+      throw new ConfigError([...problems, ...err.problems], err.warnings);
+    }
+    throw err;
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return bffFromConfig(config, deps, { hostSession: session === 'express-session' });
+}
+
+/** `session` is the one option with no environment variable: it is taken out before validation. */
+function withoutSessionOption(options: BffOptions): { session: unknown; settings: BffOptions } {
+  if (typeof options !== 'object' || options === null || !('session' in options)) {
+    return { session: undefined, settings: options };
+  }
+  const { session, ...settings } = options;
+  return { session, settings: settings as BffOptions };
 }
 
 /** The store the config names; a Redis user that may not publish is a configuration error. */
@@ -160,7 +184,12 @@ async function openStore(config: Config, log: Logger, now: () => number): Promis
 }
 
 /** The one wiring, from a validated config: createBff, the standalone server (start.ts) and demo mode. */
-export async function bffFromConfig(config: Config, deps: BffDeps = {}): Promise<Bff> {
+export async function bffFromConfig(
+  config: Config,
+  deps: BffDeps = {},
+  /** hostSession: the browser's session is the host's express-session (createBff's `session` option). */
+  mode: { readonly hostSession?: boolean } = {},
+): Promise<Bff> {
   const log = deps.log ?? createLogger(config.logLevel);
   const now = deps.now ?? Date.now;
   // First, so it is on record even when Redis or the IdP is what fails next.
@@ -197,6 +226,7 @@ export async function bffFromConfig(config: Config, deps: BffDeps = {}): Promise
     refreshHooks: deps.refreshHooks,
     metrics,
     tracer,
+    hostSession: mode.hostSession ? hostSessionFor(config, store, log, now) : undefined,
   });
   const { context } = listener;
   if (context.sessionCache) {

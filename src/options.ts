@@ -81,6 +81,13 @@ export interface BffOptions {
   readonly shutdownDelay?: number;
   /** Seconds. */
   readonly shutdownTimeout?: number;
+
+  // Middleware mode only; no environment variable, as the standalone server has no host session
+  /**
+   * 'express-session': the browser's session is the host app's express-session (mounted before
+   * coatcheck's middleware), not coatcheck's own cookie. Tokens still stay in coatcheck's store.
+   */
+  readonly session?: 'express-session';
 }
 
 type Words<S extends string> = S extends `${infer H}_${infer T}`
