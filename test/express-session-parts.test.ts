@@ -193,3 +193,45 @@ test('weak host cookie settings are logged once, when the first request shows th
   expect(warnings.map((w) => w.level)).toEqual([40, 40, 40]);
   expect(warnings.map((w) => w.msg).join('\n')).toMatch(/HttpOnly[\s\S]*SameSite[\s\S]*Secure/);
 });
+
+describe("createBff's session option", () => {
+  const options = {
+    issuer: 'http://127.0.0.1:9/unreachable-idp',
+    clientId: 'c',
+    clientSecret: 'a-client-secret',
+    publicUrl: 'http://127.0.0.1:3000',
+    sessionSecret: SECRET,
+    sessionStore: 'memory' as const,
+    routes: [{ path: '/api', target: 'http://127.0.0.1:9/v1' }],
+  };
+
+  test('anything but express-session is refused, with the other problems at once', async () => {
+    const { createBff, ConfigError } = await import('../src/index.js');
+    const bad = { ...options, session: 'cookie-session' } as unknown as Parameters<typeof createBff>[0];
+    await expect(createBff(bad)).rejects.toThrow(ConfigError);
+    await expect(createBff({ ...bad, publicUrl: 'nope' })).rejects.toThrow(
+      /session: must be 'express-session'[\s\S]*publicUrl/,
+    );
+  });
+
+  test('mounted without express-session before it, an API call is a 500 with a log line that says so', async () => {
+    const { createBff } = await import('../src/index.js');
+    const express = (await import('express')).default;
+    const supertest = (await import('supertest')).default;
+    const lines: string[] = [];
+    const bff = await createBff(
+      { ...options, session: 'express-session' },
+      { log: createLogger('info', { write: (line: string) => void lines.push(line) }) },
+    );
+    try {
+      const app = express();
+      app.use(bff.middleware);
+      const res = await supertest(app).get('/api/x').set('x-csrf', '1');
+      expect(res.status).toBe(500);
+      expect(res.body.error).toBe('internal_error');
+      expect(lines.join('')).toMatch(/needs express-session mounted before/);
+    } finally {
+      await bff.close();
+    }
+  });
+});
