@@ -1,6 +1,8 @@
 import { createExampleApp } from './app.js';
 
-/** Runs the example: `node --experimental-strip-types` or tsx, with these variables set. */
+// Runs the example with these variables set, once compiled with the rest of your TypeScript (or
+// with a loader such as tsx). In this repository, test/example-express-session.test.ts runs it.
+
 function required(name: string): string {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is required`);

@@ -134,7 +134,13 @@ export class HostSession {
     const req = this.hostRequest(incoming);
     const entry: HostSessionEntry = { hostId: req.sessionID!, sub: claims.sub, sid: claims.sid };
     await call((cb) => req.session!.destroy(cb));
-    await this.options.index.remove(entry);
+    // An entry left behind names a destroyed session: a later back-channel logout destroys nothing with it.
+    await this.options.index.remove(entry).catch((err: unknown) => {
+      this.options.log.warn(
+        { err: { message: (err as Error).message } },
+        'host-session index not updated at logout',
+      );
+    });
   }
 
   /** Back-channel logout: destroys the indexed host sessions in the host's store; returns how many. */
