@@ -27,6 +27,7 @@ import { devServerProxy } from './proxy/dev-server.js';
 import { apiProxy } from './proxy/handler.js';
 import { requireCsrfHeader } from './security/csrf.js';
 import { SessionCache } from './session/cache.js';
+import type { HostSession } from './session/host-session.js';
 import { TokenRefresher, type RefreshHooks } from './session/refresh.js';
 import { measuredStore } from './session/measured-store.js';
 import { Sessions } from './session/sessions.js';
@@ -45,12 +46,18 @@ export interface AppDeps {
   readonly metrics?: Metrics;
   /** Tracing, when configured (src/tracing/sdk.ts); the no-op tracer when not given. */
   readonly tracer?: Tracer;
+  /** Middleware mode with express-session: the browser's session is the host's (src/session/host-session.ts). */
+  readonly hostSession?: HostSession;
 }
 
 /** A request listener for http.createServer, with the context it was built from. */
 export interface App {
   (req: IncomingMessage, res: ServerResponse): void;
   readonly context: AppContext;
+  /** The API routes' fast path alone: true when it took the request (middleware mode, src/bff.ts). */
+  readonly fastPath: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** The Express app behind the fast path, for middleware mode to hand /bff/* requests to. */
+  readonly express: express.Express;
 }
 
 /**
@@ -80,6 +87,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     config,
     requestFacts: requestFacts(config),
     sessionCookie: sessionCookie(config.sessionSecrets),
+    hostSession: deps.hostSession,
     oidc: deps.oidc,
     sessions,
     refresher,
@@ -146,5 +154,9 @@ export function createApp(config: Config, deps: AppDeps): App {
   app.use(errorHandler(deps.log, config.basePath));
   // Probes are not traced: they would be most of the spans and say nothing.
   const untraced = new Set([`${config.basePath}/healthz`, `${config.basePath}/readyz`]);
-  return Object.assign(tracer.instrument(listener, untraced), { context: ctx });
+  return Object.assign(tracer.instrument(listener, untraced), {
+    context: ctx,
+    fastPath: apiFastPath,
+    express: app,
+  });
 }

@@ -7,6 +7,7 @@ import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { OidcClient } from './oidc/client.js';
 import type { SessionCache } from './session/cache.js';
+import type { HostSession } from './session/host-session.js';
 import type { TokenRefresher } from './session/refresh.js';
 import type { Sessions } from './session/sessions.js';
 import type { Tracer } from './tracing/tracer.js';
@@ -17,6 +18,8 @@ export interface AppContext {
   /** Secure or not, the client chain, the path below the base path: one policy for Express and the fast path. */
   readonly requestFacts: RequestFacts;
   readonly sessionCookie: SessionCookie;
+  /** Set with `session: 'express-session'`: the browser's session is the host app's, not coatcheck's cookie. */
+  readonly hostSession?: HostSession;
   readonly oidc: OidcClient;
   readonly sessions: Sessions;
   readonly refresher: TokenRefresher;

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { ConfigError } from './config/load.js';
 import { demoModeProblems, unknownNameWarnings } from './config/names.js';
 import { startCoatcheck } from './start.js';

@@ -307,8 +307,18 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     if (v === '' && k !== 'BFF_AUTH_PARAMS') continue;
     env[k] = v;
   }
+  return configFromVariables(env, { warnings: unknownNameWarnings(env), nodeEnv: rawEnv.NODE_ENV });
+}
 
-  const warnings = unknownNameWarnings(env);
+/**
+ * The one validation behind both adapters, the environment (loadConfig) and the options object
+ * (options.ts): settings keyed by their variable names, in the environment's text form.
+ */
+export function configFromVariables(
+  env: Record<string, string>,
+  context: { readonly warnings: readonly string[]; readonly nodeEnv: string | undefined },
+): Config {
+  const warnings = [...context.warnings];
   const problems: string[] = [];
   for (const [name, value] of Object.entries(env)) {
     if (PLACEHOLDERS.some((p) => p.test(value))) {
@@ -358,7 +368,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
   }
 
   // A dev server has no CSP and its own history of path-traversal bugs: never in front of users.
-  if (env.BFF_SPA_DEV_SERVER && rawEnv.NODE_ENV === 'production') {
+  if (env.BFF_SPA_DEV_SERVER && context.nodeEnv === 'production') {
     problems.push('BFF_SPA_DEV_SERVER: is for development and is refused when NODE_ENV=production');
   }
   if (env.BFF_STATIC_DIR && env.BFF_SPA_DEV_SERVER) {

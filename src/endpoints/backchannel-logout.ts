@@ -17,7 +17,11 @@ export function backchannelLogout(ctx: AppContext) {
       throw new BffError('invalid_logout_token', { message: 'The form field logout_token is missing.' });
     }
     const claims = await verifyLogoutToken(ctx.oidc, token);
-    const ended = await ctx.sessions.endByLogoutToken(claims);
+    const host = ctx.hostSession;
+    const ended = await ctx.sessions.endByLogoutToken(
+      claims,
+      host && ((kind, value) => host.endIndexed(req, kind, value)),
+    );
     if (ended === undefined) {
       throw new BffError('invalid_logout_token', { message: 'This logout token was already used.' });
     }

@@ -72,12 +72,16 @@ function handle(ctx: AppContext) {
     if (previous) await ctx.sessions.destroy(previous);
     if (tx.replaces && tx.replaces !== previous?.key) await ctx.sessions.destroy({ key: tx.replaces });
 
+    // With the host's express-session, the host session is regenerated and names the new record.
+    const host = ctx.hostSession;
     const created = await ctx.sessions.create(
       { sub: result.sub, sid: result.sid, logoutId: newLogoutId(), claims: result.claims },
       result.tokens,
       ctx.now(),
+      host && (await host.begin(req, ctx.now())),
     );
-    setSessionCookie(ctx, req, res, created.id, created.absoluteExpiresAt);
+    if (host) await host.remember(req, result, created.absoluteExpiresAt);
+    else setSessionCookie(ctx, req, res, created.id, created.absoluteExpiresAt);
     ctx.log.info({ reqId: res.locals.requestId, sub: result.sub }, 'login completed');
     redirect(res, tx.returnTo);
   };

@@ -26,7 +26,8 @@ export function logout(ctx: AppContext) {
 
     await ctx.sessions.destroy(session);
     ctx.metrics.sessionEnds.logout.inc();
-    clearSessionCookie(ctx, req, res);
+    if (ctx.hostSession) await ctx.hostSession.end(req, data);
+    else clearSessionCookie(ctx, req, res);
     const { refreshToken, idToken } = session.tokens;
     if (refreshToken) await revokeRefreshToken(ctx.oidc, refreshToken);
     ctx.log.info({ reqId: res.locals.requestId, sub: data.sub }, 'logout');

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { Request, Response } from 'express';
 import type { AppContext } from '../context.js';
 import type { SessionCache } from '../session/cache.js';
@@ -35,8 +36,42 @@ export async function sessionFromCookie(
   return session;
 }
 
+/**
+ * The session of this request: its coatcheck cookie's, or with `session: 'express-session'` the
+ * one kept for its host session (req.sessionID), cached under the host session id.
+ */
+export async function sessionOfRequest(
+  ctx: AppContext,
+  req: IncomingMessage,
+  cache?: SessionCache,
+  bypass?: { inc(): void },
+): Promise<Session | undefined> {
+  const host = ctx.hostSession;
+  if (!host) return sessionFromCookie(ctx, req.headers.cookie, ctx.requestFacts.secure(req), cache, bypass);
+  const located = host.locate(req);
+  if (!located) return undefined;
+  if (!cache) bypass?.inc();
+  const now = ctx.now();
+  const hit = cache?.get(located.cacheKey, now);
+  if (hit) return hit;
+  const begun = cache?.begin() ?? 0;
+  for (const id of located.ids) {
+    const session = await ctx.sessions.load(id, now);
+    if (session) {
+      cache?.put(located.cacheKey, session, now, begun);
+      return session;
+    }
+  }
+  ctx.metrics.sessionEnds.expired.inc();
+  return undefined;
+}
+
 /** The storage key of the session this request's cookie names, without loading it. */
 export function sessionKeyFromCookie(ctx: AppContext, req: Request): string | undefined {
+  if (ctx.hostSession) {
+    const id = ctx.hostSession.locate(req)?.ids[0];
+    return id ? ctx.sessions.keyOf(id) : undefined;
+  }
   const id = ctx.sessionCookie.open(ctx.sessionCookie.read(req.headers.cookie, ctx.requestFacts.secure(req)));
   return id ? ctx.sessions.keyOf(id) : undefined;
 }
@@ -48,7 +83,7 @@ export async function requestSession(
   res: Response,
 ): Promise<Session | undefined> {
   if ('session' in res.locals) return res.locals.session as Session | undefined;
-  const session = await sessionFromCookie(ctx, req.headers.cookie, ctx.requestFacts.secure(req));
+  const session = await sessionOfRequest(ctx, req);
   res.locals.session = session;
   return session;
 }

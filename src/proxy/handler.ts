@@ -3,7 +3,7 @@ import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { sendJsonError } from '../http/error-handler.js';
 import { logRequest } from '../http/request-log.js';
-import { sessionFromCookie } from '../http/request-session.js';
+import { sessionOfRequest } from '../http/request-session.js';
 import { securityHeaders } from '../http/security-headers.js';
 import type { Session } from '../session/sessions.js';
 import { hasCsrfHeader } from '../security/csrf.js';
@@ -64,13 +64,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     const loading = tracer.start('session load');
     let session: Session | undefined;
     try {
-      session = await sessionFromCookie(
-        ctx,
-        req.headers.cookie,
-        facts.secure(req),
-        ctx.sessionCache,
-        cacheBypass,
-      );
+      session = await sessionOfRequest(ctx, req, ctx.sessionCache, cacheBypass);
     } catch (err) {
       loading.end(err);
       throw err;
@@ -88,6 +82,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
       `${dpopKey ? 'DPoP' : 'Bearer'} ${tokens.accessToken}`,
       { for: facts.forwardedFor(req), ...forwarded },
       requestId,
+      ctx.hostSession?.cookieNames,
     );
     call.inject(upstreamHeaders);
     const forwarding = forward(ctx.upstream, req, res, {

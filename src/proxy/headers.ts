@@ -88,7 +88,10 @@ function connectionListed(value: string | string[] | undefined): Set<string> | u
 }
 
 /** The end-to-end request headers, minus hop-by-hop ones, coatcheck's cookies and the client's own claims (isClientClaim). */
-export function forwardableHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
+export function forwardableHeaders(
+  incoming: IncomingHttpHeaders,
+  hostCookies?: ReadonlySet<string>,
+): Record<string, string | string[]> {
   const extra = connectionListed(incoming.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in incoming) {
@@ -96,7 +99,7 @@ export function forwardableHeaders(incoming: IncomingHttpHeaders): Record<string
     const value = incoming[name];
     if (value !== undefined) out[name] = value;
   }
-  const cookie = stripBffCookies(incoming.cookie);
+  const cookie = stripBffCookies(incoming.cookie, hostCookies);
   if (cookie) out.cookie = cookie;
   return out;
 }
@@ -115,8 +118,10 @@ export function upstreamRequestHeaders(
   authorization: string,
   forwarded: ForwardedFor,
   requestId?: string,
+  /** The host's session cookie names (middleware mode with express-session), dropped like coatcheck's own. */
+  hostCookies?: ReadonlySet<string>,
 ): Record<string, string | string[]> {
-  const out = forwardableHeaders(incoming);
+  const out = forwardableHeaders(incoming, hostCookies);
   out.authorization = authorization;
   if (requestId) out['x-request-id'] = requestId;
   if (forwarded.for) out['x-forwarded-for'] = forwarded.for;

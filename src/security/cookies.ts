@@ -74,16 +74,23 @@ export function clearCookieHeader(name: string, secure: boolean): string {
   });
 }
 
-/** The Cookie header minus coatcheck's own cookies, for forwarding upstream; undefined when nothing is left. */
-export function stripBffCookies(header: string | undefined): string | undefined {
+/**
+ * The Cookie header minus coatcheck's own cookies (and `alsoNamed`: the host's session cookie, in
+ * middleware mode), for forwarding upstream; undefined when nothing is left.
+ */
+export function stripBffCookies(
+  header: string | undefined,
+  alsoNamed?: ReadonlySet<string>,
+): string | undefined {
   if (!header) return undefined;
-  if (!header.includes(SESSION_COOKIE)) return header;
+  if (!alsoNamed && !header.includes(SESSION_COOKIE)) return header;
   const kept = header
     .split(';')
     .map((part) => part.trim())
     .filter((part) => {
       const eq = part.indexOf('=');
-      return part && !isBffCookie((eq === -1 ? part : part.slice(0, eq)).trim());
+      const name = (eq === -1 ? part : part.slice(0, eq)).trim();
+      return part && !isBffCookie(name) && !alsoNamed?.has(name);
     });
   return kept.length ? kept.join('; ') : undefined;
 }

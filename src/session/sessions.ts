@@ -71,8 +71,9 @@ export class Sessions {
     data: SessionData,
     tokens: TokenSet,
     now: number,
+    /** Given when the id comes from elsewhere: derived from the host's session (sealing-key.ts). */
+    id = newSessionId(),
   ): Promise<{ id: string; expiresAt: number; absoluteExpiresAt: number }> {
-    const id = newSessionId();
     const absoluteExpiresAt = now + this.lifetimes.absoluteMs;
     await this.records.create(storageId(id), {
       createdAt: now,
@@ -157,13 +158,15 @@ export class Sessions {
    */
   async endByLogoutToken(
     claims: Pick<LogoutTokenClaims, 'iss' | 'jti' | 'sid' | 'sub'>,
+    /** Ends what else the token names (the host's sessions, in middleware mode), under the same once-only rule. */
+    alsoEnd?: (kind: 'sid' | 'sub', value: string) => Promise<unknown>,
   ): Promise<number | undefined> {
     const marker = `jti:${claims.iss}:${claims.jti}`;
     if (!(await this.replay.firstSeen(marker, LOGOUT_TOKEN_REPLAY_WINDOW_MS))) return undefined;
     try {
-      return claims.sid
-        ? await this.records.destroyIndexed('sid', claims.sid)
-        : await this.records.destroyIndexed('sub', claims.sub!);
+      const [kind, value] = claims.sid ? (['sid', claims.sid] as const) : (['sub', claims.sub!] as const);
+      await alsoEnd?.(kind, value);
+      return await this.records.destroyIndexed(kind, value);
     } catch (err) {
       await this.replay.forget(marker).catch(() => undefined);
       throw err;

@@ -1,0 +1,209 @@
+import type { IncomingMessage } from 'node:http';
+import type { Config } from '../config/load.js';
+import type { Logger } from '../log.js';
+import {
+  HostSessionIndex,
+  memoryIndexBackend,
+  redisIndexBackend,
+  type HostSessionEntry,
+} from './host-session-index.js';
+import { RedisSessionStore } from './redis-store.js';
+import type { SessionStore } from './store.js';
+import { hostRecordIds } from './sealing-key.js';
+
+/**
+ * What coatcheck uses of express-session, typed here rather than imported, so that coatcheck's own
+ * types do not depend on express-session's.
+ */
+interface ExpressSession {
+  regenerate(callback: (err?: unknown) => void): void;
+  destroy(callback: (err?: unknown) => void): void;
+  cookie?: HostCookie;
+  [field: string]: unknown;
+}
+
+interface HostStore {
+  destroy(id: string, callback?: (err?: unknown) => void): void;
+}
+
+interface HostRequest extends IncomingMessage {
+  session?: ExpressSession;
+  sessionID?: string;
+  sessionStore?: HostStore;
+}
+
+/** The host session cookie's settings, as express-session's Cookie holds them for a request. */
+export interface HostCookie {
+  readonly httpOnly?: boolean;
+  readonly sameSite?: boolean | string;
+  readonly secure?: boolean | 'auto';
+}
+
+/**
+ * The only thing coatcheck writes into req.session: a marker, so a host session without a login costs
+ * no store round trip, and so express-session saves (and sends the cookie for) a session created by a
+ * login. Tokens never go there: express-session writes the whole session back after requests, and
+ * an old refresh token written back would be used twice (see docs/refresh.md).
+ */
+export const SESSION_MARKER = 'coatcheck';
+
+/** express-session's default cookie name; others are learned from the requests (see HostSession.locate). */
+const DEFAULT_COOKIE = 'connect.sid';
+
+/** Where a request's coatcheck session would be, when its host session carries a login. */
+export interface HostLocation {
+  /** The session cache's key: the host session id. */
+  readonly cacheKey: string;
+  /** The record ids to try, the current secret's first (sealing-key.ts). */
+  readonly ids: string[];
+}
+
+/** Warnings for a host session cookie weaker than coatcheck's own (HttpOnly, SameSite, Secure over https). */
+export function hostCookieWarnings(cookie: HostCookie, https: boolean): string[] {
+  const warnings: string[] = [];
+  if (cookie.httpOnly === false) {
+    warnings.push('the host session cookie is not HttpOnly: page scripts can read the session id');
+  }
+  if (!cookie.sameSite || cookie.sameSite === 'none') {
+    warnings.push(
+      'the host session cookie has no SameSite: other sites can send it; set sameSite: "lax" (login returns from the IdP by a cross-site redirect)',
+    );
+  }
+  if (https && cookie.secure !== true && cookie.secure !== 'auto') {
+    warnings.push('the host session cookie is not Secure although BFF_PUBLIC_URL is https');
+  }
+  return warnings;
+}
+
+function call(run: (callback: (err?: unknown) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => run((err) => (err ? reject(err as Error) : resolve())));
+}
+
+/**
+ * Session identity from the host app's express-session (`session: 'express-session'`): the browser's
+ * session is req.sessionID, in whatever store the host chose. coatcheck's records stay in its own
+ * store under ids derived from the host id and BFF_SESSION_SECRET; this object maps one to the other,
+ * regenerates the host session at login, destroys it at logout, and finds it for back-channel logout.
+ */
+export class HostSession {
+  /** Names of the host's session cookie, which never goes upstream. */
+  readonly cookieNames = new Set<string>([DEFAULT_COOKIE]);
+  private checked = false;
+  /** A back-channel logout may arrive on a path express-session does not cover; the store is the same. */
+  private store: HostStore | undefined;
+
+  constructor(
+    private readonly options: {
+      readonly secrets: readonly string[];
+      readonly index: HostSessionIndex;
+      readonly log: Logger;
+      /** BFF_PUBLIC_URL is https: the host cookie should be Secure. */
+      readonly https: boolean;
+    },
+  ) {}
+
+  /** Undefined when the request's host session carries no login (or there is none). */
+  locate(incoming: IncomingMessage): HostLocation | undefined {
+    const req = this.hostRequest(incoming);
+    const id = req.sessionID!;
+    if (req.session![SESSION_MARKER] === undefined) return undefined;
+    this.learnCookieName(req.headers.cookie, id);
+    return { cacheKey: id, ids: hostRecordIds(this.options.secrets, id) };
+  }
+
+  /** A login completed: a new host session (no fixation), marked; returns the record id to create. */
+  async begin(incoming: IncomingMessage, now: number): Promise<string> {
+    const req = this.hostRequest(incoming);
+    await call((cb) => req.session!.regenerate(cb));
+    req.session![SESSION_MARKER] = { since: now };
+    return hostRecordIds(this.options.secrets, req.sessionID!)[0]!;
+  }
+
+  /** Indexes the new host session for back-channel logout, until its absolute expiry. */
+  remember(
+    incoming: IncomingMessage,
+    claims: { sub: string; sid?: string },
+    expiresAt: number,
+  ): Promise<void> {
+    const req = this.hostRequest(incoming);
+    return this.options.index.add({ hostId: req.sessionID!, sub: claims.sub, sid: claims.sid }, expiresAt);
+  }
+
+  /** Logout: the whole host session ends, not only its login. */
+  async end(incoming: IncomingMessage, claims: { sub: string; sid?: string }): Promise<void> {
+    const req = this.hostRequest(incoming);
+    const entry: HostSessionEntry = { hostId: req.sessionID!, sub: claims.sub, sid: claims.sid };
+    await call((cb) => req.session!.destroy(cb));
+    // An entry left behind names a destroyed session: a later back-channel logout destroys nothing with it.
+    await this.options.index.remove(entry).catch((err: unknown) => {
+      this.options.log.warn(
+        { err: { message: (err as Error).message } },
+        'host-session index not updated at logout',
+      );
+    });
+  }
+
+  /** Back-channel logout: destroys the indexed host sessions in the host's store; returns how many. */
+  async endIndexed(incoming: IncomingMessage, kind: 'sid' | 'sub', value: string): Promise<number> {
+    const store = (incoming as HostRequest).sessionStore ?? this.store;
+    if (!store) throw this.notMounted();
+    const found = await this.options.index.find(kind, value);
+    await Promise.all(found.ids.map((id) => call((cb) => store.destroy(id, cb))));
+    await found.forget();
+    return found.ids.length;
+  }
+
+  private hostRequest(incoming: IncomingMessage): HostRequest {
+    const req = incoming as HostRequest;
+    if (!req.session || typeof req.sessionID !== 'string') throw this.notMounted();
+    this.store ??= req.sessionStore;
+    if (!this.checked) {
+      this.checked = true;
+      for (const warning of hostCookieWarnings(req.session.cookie ?? {}, this.options.https)) {
+        this.options.log.warn(warning);
+      }
+    }
+    return req;
+  }
+
+  private notMounted(): Error {
+    return new Error(
+      "session: 'express-session' needs express-session mounted before coatcheck's middleware; this request has no req.session",
+    );
+  }
+
+  /** The host cookie is the one whose value is express-session's signed form of this session id. */
+  private learnCookieName(header: string | undefined, id: string): void {
+    if (!header) return;
+    for (const part of header.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq === -1) continue;
+      const value = part.slice(eq + 1).trim();
+      if (value.startsWith(`s%3A${id}.`) || value.startsWith(`s:${id}.`)) {
+        this.cookieNames.add(part.slice(0, eq).trim());
+      }
+    }
+  }
+}
+
+/**
+ * The host-session identity for a config and the store it opened: the index beside the sessions, on
+ * the same Redis connection and prefix, or in memory with the memory store.
+ */
+export function hostSessionFor(
+  config: Config,
+  store: SessionStore,
+  log: Logger,
+  now: () => number,
+): HostSession {
+  const backend =
+    store instanceof RedisSessionStore && config.store.kind === 'redis'
+      ? redisIndexBackend(store.redis, config.store.keyPrefix)
+      : memoryIndexBackend(now);
+  return new HostSession({
+    secrets: config.sessionSecrets,
+    index: new HostSessionIndex(backend, config.sessionSecrets),
+    log,
+    https: config.publicUrl.startsWith('https:'),
+  });
+}
