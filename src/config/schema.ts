@@ -37,6 +37,9 @@ const RESERVED_TOKEN_PARAMS = new Set([
   'resource',
 ]);
 
+const TOKEN_PARAMS_EXPECTED =
+  '"tokenParams" must be an object of string values, such as {"audience":"https://api.example.com"}';
+
 const ROUTE_FIELDS = '"path", "target", "resource", "scope", "tokenParams", "token" and "methods"';
 
 /**
@@ -82,10 +85,7 @@ const routeSchema = z
         .regex(SCOPE, '"scope" must be space-separated scopes, such as "orders:read orders:write"')
         .optional(),
       tokenParams: z
-        .record(z.string(), z.string(), {
-          message:
-            '"tokenParams" must be an object of string values, such as {"audience":"https://api.example.com"}',
-        })
+        .record(z.string(), z.string({ message: TOKEN_PARAMS_EXPECTED }), { message: TOKEN_PARAMS_EXPECTED })
         .refine(
           (p) => Object.keys(p).every((k) => k !== '' && !RESERVED_TOKEN_PARAMS.has(k)),
           `"tokenParams" must not set ${[...RESERVED_TOKEN_PARAMS].join(', ')}; use "scope" and "resource" for those`,
