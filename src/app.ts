@@ -74,7 +74,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   });
   const refresher = new TokenRefresher({
     sessions,
-    refresh: (tokens) => refreshTokens(deps.oidc, tokens, now),
+    refresh: (tokens, target) => refreshTokens(deps.oidc, tokens, now, target),
     lockTtlMs: config.refreshLockTtlMs,
     waitTimeoutMs: config.upstreamTimeoutMs,
     log: deps.log,

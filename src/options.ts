@@ -9,6 +9,16 @@ export interface RouteOption {
   readonly path: string;
   /** An absolute http or https URL without query or fragment, such as "http://127.0.0.1:5000/v1". */
   readonly target: string;
+  /** RFC 8707 resource indicator: this route gets an access token for that resource. */
+  readonly resource?: string;
+  /** Scopes for this route's token (default: the login's), space-separated. */
+  readonly scope?: string;
+  /** Extra token-request parameters, e.g. `{ audience: '…' }`, for IdPs without RFC 8707. */
+  readonly tokenParams?: Readonly<Record<string, string>>;
+  /** user (default): a session is required; optional: attached when there is one; none: never attached. */
+  readonly token?: 'user' | 'optional' | 'none';
+  /** Allowed methods; anything else is 405. */
+  readonly methods?: readonly string[];
 }
 
 /**
@@ -59,6 +69,8 @@ export interface BffOptions {
   readonly sessionCacheTtl?: number;
   readonly refreshSkew?: number;
   readonly refreshLockTtl?: number;
+  /** Ask for every configured route's resource in the login's authorization request too. */
+  readonly loginResources?: boolean;
 
   // HTTP
   readonly trustProxy?: boolean | number | string;

@@ -389,7 +389,7 @@ describe('every configuration error names the variable and says what is expected
     [
       'BFF_ROUTES',
       '[{"path":"/a","target":"http://x"},{"path":"/b","target":"http://x","timeout":1}]',
-      'BFF_ROUTES: in route 2, only "path" and "target" are allowed',
+      'BFF_ROUTES: in route 2, a route may have only "path", "target", "resource", "scope", "tokenParams", "token" and "methods"',
     ],
     [
       'BFF_ROUTES',

@@ -66,6 +66,8 @@ export interface Config {
   readonly userinfo: boolean;
   /** RFC 9126 pushed authorization requests: never, when the IdP advertises them, or always. */
   readonly par: ParMode;
+  /** With BFF_LOGIN_RESOURCES: every route's `resource`, once each, asked for at login (RFC 8707). */
+  readonly loginResources: readonly string[];
   /** RFC 9449: tokens bound to a per-session key, with proofs on every token request and API call. */
   readonly dpop: { readonly alg: DpopAlg } | undefined;
   readonly store: RedisStoreConfig | { readonly kind: 'memory' };
@@ -419,6 +421,9 @@ export function configFromVariables(
     authParams,
     userinfo: e.BFF_USERINFO,
     par: e.BFF_PAR,
+    loginResources: e.BFF_LOGIN_RESOURCES
+      ? [...new Set(e.BFF_ROUTES.flatMap((r) => (r.resource === undefined ? [] : [r.resource])))]
+      : [],
     dpop: e.BFF_DPOP ? { alg: e.BFF_DPOP_ALG } : undefined,
     store: e.BFF_SESSION_STORE === 'memory' ? { kind: 'memory' } : redisStoreConfig(e),
     sessionSecrets: e.BFF_SESSION_SECRET,

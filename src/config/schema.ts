@@ -13,32 +13,108 @@ function urlOf(value: string): URL | undefined {
 
 const isHttp = (value: string): boolean => /^https?:$/.test(urlOf(value)?.protocol ?? '');
 
-/** One API route: requests to `path` and below go to `target`, with the session's access token. */
-const routeSchema = z.strictObject(
-  {
-    path: z
-      .string({ message: '"path" is required, a string such as "/api"' })
-      .regex(
-        /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/,
-        '"path" must start with "/" and contain only URL path characters',
-      )
-      .refine((p) => p === '/' || !p.endsWith('/'), '"path" must not end with "/"')
-      .refine(
-        (p) => !p.split('/').some((s) => s === '.' || s === '..'),
-        '"path" must not contain "." or ".." segments',
-      )
-      .refine(
-        (p) => !isManagementPath(p),
-        `"path" must not overlap the ${MANAGEMENT_BASE_PATH} management endpoints`,
-      ),
-    target: z
-      .string({ message: '"target" is required, an http or https URL such as "http://127.0.0.1:5000/v1"' })
-      .url('"target" must be an absolute http or https URL')
-      .refine((v) => !urlOf(v) || isHttp(v), '"target" must be an http or https URL')
-      .refine((t) => !urlOf(t)?.search && !urlOf(t)?.hash, '"target" must not have a query or fragment'),
-  },
-  { error: (iss) => (iss.code === 'unrecognized_keys' ? 'only "path" and "target" are allowed' : undefined) },
-);
+/**
+ * The methods a SPA's fetch can usefully send, and every route's default. TRACE above all stays out: an
+ * upstream that answers it echoes the request, Authorization header and access token included.
+ */
+export const API_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+/** RFC 6749 §3.3: scope tokens separated by single spaces. */
+const SCOPE = /^[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*$/;
+
+/** Token-request parameters coatcheck sets itself, or that would change which grant or client it is. */
+const RESERVED_TOKEN_PARAMS = new Set([
+  'grant_type',
+  'refresh_token',
+  'client_id',
+  'client_secret',
+  'client_assertion',
+  'client_assertion_type',
+  'code',
+  'code_verifier',
+  'redirect_uri',
+  'scope',
+  'resource',
+]);
+
+const TOKEN_PARAMS_EXPECTED =
+  '"tokenParams" must be an object of string values, such as {"audience":"https://api.example.com"}';
+
+const ROUTE_FIELDS = '"path", "target", "resource", "scope", "tokenParams", "token" and "methods"';
+
+/**
+ * One API route: requests to `path` and below go to `target`. By default with the login's access
+ * token; `resource`, `scope` and `tokenParams` give the route a token of its own, and `token` says
+ * whether one is needed at all.
+ */
+const routeSchema = z
+  .strictObject(
+    {
+      path: z
+        .string({ message: '"path" is required, a string such as "/api"' })
+        .regex(
+          /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/,
+          '"path" must start with "/" and contain only URL path characters',
+        )
+        .refine((p) => p === '/' || !p.endsWith('/'), '"path" must not end with "/"')
+        .refine(
+          (p) => !p.split('/').some((s) => s === '.' || s === '..'),
+          '"path" must not contain "." or ".." segments',
+        )
+        .refine(
+          (p) => !isManagementPath(p),
+          `"path" must not overlap the ${MANAGEMENT_BASE_PATH} management endpoints`,
+        ),
+      target: z
+        .string({
+          message: '"target" is required, an http or https URL such as "http://127.0.0.1:5000/v1"',
+        })
+        .url('"target" must be an absolute http or https URL')
+        .refine((v) => !urlOf(v) || isHttp(v), '"target" must be an http or https URL')
+        .refine((t) => !urlOf(t)?.search && !urlOf(t)?.hash, '"target" must not have a query or fragment'),
+      // RFC 8707 §2: an absolute URI without a fragment.
+      resource: z
+        .string({ message: '"resource" must be a string, an absolute URI such as "https://api.example.com"' })
+        .refine(
+          (r) => /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(r) && urlOf(r) !== undefined && !r.includes('#'),
+          '"resource" must be an absolute URI without a fragment, such as "https://api.example.com"',
+        )
+        .optional(),
+      scope: z
+        .string({ message: '"scope" must be a string of space-separated scopes, such as "orders:read"' })
+        .regex(SCOPE, '"scope" must be space-separated scopes, such as "orders:read orders:write"')
+        .optional(),
+      tokenParams: z
+        .record(z.string(), z.string({ message: TOKEN_PARAMS_EXPECTED }), { message: TOKEN_PARAMS_EXPECTED })
+        .refine(
+          (p) => Object.keys(p).every((k) => k !== '' && !RESERVED_TOKEN_PARAMS.has(k)),
+          `"tokenParams" must not set ${[...RESERVED_TOKEN_PARAMS].join(', ')}; use "scope" and "resource" for those`,
+        )
+        .optional(),
+      token: z
+        .enum(['user', 'optional', 'none'], { message: '"token" must be "user", "optional" or "none"' })
+        .default('user'),
+      methods: z
+        .array(z.enum(API_METHODS, { message: `"methods" may list only ${API_METHODS.join(', ')}` }), {
+          message: `"methods" must be an array such as ["GET","POST"], from ${API_METHODS.join(', ')}`,
+        })
+        .min(1, '"methods" must list at least one method')
+        .default([...API_METHODS]),
+    },
+    {
+      error: (iss) =>
+        iss.code === 'unrecognized_keys' ? `a route may have only ${ROUTE_FIELDS}` : undefined,
+    },
+  )
+  .superRefine((r, ctx) => {
+    if (r.token === 'none' && (r.resource || r.scope || r.tokenParams)) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'a route with "token": "none" gets no token, so it cannot have "resource", "scope" or "tokenParams"',
+      });
+    }
+  });
 
 const ROUTES_EXPECTED =
   'must be a JSON array of {"path","target"} objects, such as [{"path":"/api","target":"http://127.0.0.1:5000/v1"}]';
@@ -123,6 +199,7 @@ export const envSchema = z.object({
   BFF_USERINFO: boolFromEnv.default(false),
   BFF_DPOP: boolFromEnv.default(false),
   BFF_DPOP_ALG: z.enum(DPOP_ALGS, { message: `must be one of ${DPOP_ALGS.join(', ')}` }).default('ES256'),
+  BFF_LOGIN_RESOURCES: boolFromEnv.default(false),
   BFF_PAR: z.enum(['off', 'auto', 'required'], { message: 'must be off, auto or required' }).default('off'),
   BFF_REDIS_URL: z
     .string()
@@ -240,4 +317,6 @@ export const envSchema = z.object({
   BFF_SHUTDOWN_TIMEOUT: seconds(20),
 });
 
-export type RouteConfig = z.infer<typeof routeSchema>;
+export type RouteConfig = z.output<typeof routeSchema>;
+/** A route as written, before defaults: what tests and the demo build by hand. */
+export type RouteInput = z.input<typeof routeSchema>;

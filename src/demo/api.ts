@@ -9,12 +9,20 @@ export interface DemoApi {
 /**
  * The demo's API: it trusts nobody, coatcheck included, and verifies the bearer token itself
  * against the IdP's JWKS, as a real resource server would. It answers with what it verified.
+ * Paths under a key of `audiences` are another API, which accepts only tokens for its own audience.
  */
 export async function startDemoApi(opts: {
   port: number;
   issuer: string;
   audience: string;
+  audiences?: Readonly<Record<string, string>>;
 }): Promise<DemoApi> {
+  const audienceFor = (url = '/'): string => {
+    for (const [prefix, audience] of Object.entries(opts.audiences ?? {})) {
+      if (url === prefix || url.startsWith(`${prefix}/`) || url.startsWith(`${prefix}?`)) return audience;
+    }
+    return opts.audience;
+  };
   const jwks = createRemoteJWKSet(new URL(`${opts.issuer}/jwks`));
   const server: Server = createServer((req, res) => {
     const send = (status: number, body: unknown, extra: Record<string, string> = {}): void => {
@@ -29,7 +37,7 @@ export async function startDemoApi(opts: {
         { 'www-authenticate': 'Bearer' },
       );
     }
-    jwtVerify(auth.slice(7), jwks, { issuer: opts.issuer, audience: opts.audience }).then(
+    jwtVerify(auth.slice(7), jwks, { issuer: opts.issuer, audience: audienceFor(req.url) }).then(
       ({ payload, protectedHeader }) => {
         const now = Math.floor(Date.now() / 1000);
         send(200, {

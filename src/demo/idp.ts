@@ -29,6 +29,12 @@ export interface IdpOptions {
   readonly accessTokenTtl?: number;
   /** Audience of the JWT access tokens this IdP issues for the API. */
   readonly audience?: string;
+  /**
+   * More APIs (RFC 8707 resource indicators, each its own audience). A login that names no resource is
+   * granted all of them, so a client can get a token for any later from its refresh token; a login
+   * that names some is granted those alone.
+   */
+  readonly resources?: readonly string[];
   /** Show the first user's credentials on the login page (demo mode). */
   readonly showCredentials?: boolean;
   /** The signing key, a private JWK with a kid; a fresh RS256 key when not given. */
@@ -86,6 +92,7 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
   const port = (server.address() as { port: number }).port;
   const issuer = `http://${host}:${port}`;
   const audience = options.audience ?? 'urn:coatcheck:api';
+  const resources = new Set([audience, ...(options.resources ?? [])]);
   const accessTokenTtl = options.accessTokenTtl ?? 300;
 
   const jwk = options.signingKey ?? (await newSigningKey());
@@ -157,15 +164,26 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
       },
       resourceIndicators: {
         enabled: true,
-        defaultResource: () => audience,
+        // Without a resource: all at login, then the main API's token from a grant that has several.
+        defaultResource: (_ctx, _client, oneOf) =>
+          oneOf
+            ? oneOf.includes(audience)
+              ? audience
+              : oneOf[0]!
+            : resources.size > 1
+              ? [...resources]
+              : audience,
         useGrantedResource: () => true,
-        getResourceServerInfo: () => ({
-          scope: 'api',
-          audience,
-          accessTokenTTL: accessTokenTtl,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'RS256' } },
-        }),
+        getResourceServerInfo: (_ctx, resource) => {
+          if (!resources.has(resource)) throw new errors.InvalidTarget();
+          return {
+            scope: 'api',
+            audience: resource,
+            accessTokenTTL: accessTokenTtl,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
       },
     },
     renderError: async (ctx, out) => {

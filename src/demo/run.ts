@@ -105,12 +105,15 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
   // localhost for the app and 127.0.0.1 for the IdP: two sites, as in real life, so their cookies stay apart.
   const publicUrl = `http://localhost:${d.BFF_PORT}`;
   const audience = 'urn:coatcheck:demo-api';
+  // A second API with its own audience, behind a route with its own token (RFC 8707).
+  const reportsAudience = 'urn:coatcheck:demo-reports';
   const clientSecret = randomBytes(24).toString('base64url');
 
   const idp = await startIdp({
     port: d.BFF_DEMO_IDP_PORT,
     users: [DEMO_USER],
     audience,
+    resources: [reportsAudience],
     accessTokenTtl: d.BFF_DEMO_TOKEN_TTL,
     showCredentials: true,
     clients: [
@@ -127,7 +130,12 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
       },
     ],
   });
-  const api = await startDemoApi({ port: d.BFF_DEMO_API_PORT, issuer: idp.issuer, audience });
+  const api = await startDemoApi({
+    port: d.BFF_DEMO_API_PORT,
+    issuer: idp.issuer,
+    audience,
+    audiences: { '/reports': reportsAudience },
+  });
 
   const config = loadConfig({
     BFF_LOG_LEVEL: 'warn',
@@ -142,7 +150,10 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
     BFF_AUTH_PARAMS: 'prompt=consent',
     BFF_SESSION_SECRET: randomBytes(32).toString('base64url'),
     BFF_SESSION_STORE: env.BFF_REDIS_URL ? 'redis' : 'memory',
-    BFF_ROUTES: JSON.stringify([{ path: '/api', target: api.url }]),
+    BFF_ROUTES: JSON.stringify([
+      { path: '/api', target: api.url },
+      { path: '/reports', target: `${api.url}/reports`, resource: reportsAudience, methods: ['GET'] },
+    ]),
     BFF_STATIC_DIR: fileURLToPath(new URL('./spa/', import.meta.url)),
     BFF_SPA_DEV_SERVER: undefined,
   });

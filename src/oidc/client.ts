@@ -33,6 +33,7 @@ export interface OidcSettings {
   readonly userinfo: boolean;
   readonly refreshSkewMs: number;
   readonly par: ParMode;
+  readonly loginResources: Config['loginResources'];
   readonly dpop: Config['dpop'];
 }
 
@@ -49,6 +50,7 @@ export function oidcSettings(config: Config): OidcSettings {
     userinfo: config.userinfo,
     refreshSkewMs: config.refreshSkewMs,
     par: config.par,
+    loginResources: config.loginResources,
     dpop: config.dpop,
   });
 }

@@ -54,12 +54,24 @@ export async function startLogin(oidc: OidcClient): Promise<LoginStart> {
     code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
     code_challenge_method: 'S256',
   };
+  // One request for both ways to the IdP, so PAR and the redirect can never differ in what they ask.
+  const request = withResources(params, cfg.loginResources);
   const problem = oidc.unsuitable();
   if (problem) throw new BffError('idp_unavailable', { message: IDP_UNSUITABLE });
   const url = usePar(cfg.par, configuration)
-    ? await pushed(oidc, configuration, params)
-    : client.buildAuthorizationUrl(configuration, params);
+    ? await pushed(oidc, configuration, request)
+    : client.buildAuthorizationUrl(configuration, request);
   return { url, state, nonce, codeVerifier };
+}
+
+/**
+ * RFC 8707 §2.1: one `resource` parameter per resource, so the grant covers every route's token. Opt-in
+ * (BFF_LOGIN_RESOURCES): some IdPs refuse more than one, Entra ID with AADSTS901002.
+ */
+function withResources(params: Record<string, string>, resources: readonly string[]): URLSearchParams {
+  const request = new URLSearchParams(params);
+  for (const resource of resources) request.append('resource', resource);
+  return request;
 }
 
 /** Shown to a user while BFF_PAR=required meets an IdP without PAR: the operator's fault, named in the log. */
@@ -79,7 +91,7 @@ function usePar(mode: OidcClient['settings']['par'], configuration: client.Confi
 async function pushed(
   oidc: OidcClient,
   configuration: client.Configuration,
-  params: Record<string, string>,
+  params: URLSearchParams,
 ): Promise<URL> {
   try {
     return await oidc.timed('par', () => client.buildAuthorizationUrlWithPAR(configuration, params));

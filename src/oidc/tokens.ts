@@ -10,10 +10,28 @@ import {
 } from './errors.js';
 import { captureTokenResponse, type CapturedTokenResponse } from './response-capture.js';
 import { signerFor, type DpopKeyJwk } from './dpop.js';
-import { refreshTime, type TokenSet } from './token-set.js';
+import { refreshTime, type AccessToken, type TokenSet, type TokenTarget } from './token-set.js';
 
 /** Used when the IdP does not say how long an access token lives: short, so a wrong guess heals quickly. */
 const ASSUMED_LIFETIME_S = 300;
+
+function accessTokenOf(
+  response: client.TokenEndpointResponse,
+  now: number,
+  skewMs: number,
+  previousScope: string | undefined,
+): AccessToken {
+  const lifetimeS = typeof response.expires_in === 'number' ? response.expires_in : ASSUMED_LIFETIME_S;
+  const expiresAt = now + lifetimeS * 1000;
+  const scope = response.scope ?? previousScope;
+  return {
+    accessToken: response.access_token,
+    tokenType: response.token_type ?? 'bearer',
+    expiresAt,
+    refreshAt: refreshTime(now, expiresAt, skewMs),
+    ...(scope !== undefined ? { scope } : {}),
+  };
+}
 
 export function toTokenSet(
   response: client.TokenEndpointResponse,
@@ -21,20 +39,42 @@ export function toTokenSet(
   now: number,
   skewMs: number,
 ): TokenSet {
-  const lifetimeS = typeof response.expires_in === 'number' ? response.expires_in : ASSUMED_LIFETIME_S;
-  const expiresAt = now + lifetimeS * 1000;
   const set: TokenSet = {
-    accessToken: response.access_token,
-    tokenType: response.token_type ?? 'bearer',
-    expiresAt,
-    refreshAt: refreshTime(now, expiresAt, skewMs),
+    ...accessTokenOf(response, now, skewMs, previous?.scope),
     // An IdP that does not rotate answers a refresh without a new refresh token: keep the old one.
     refreshToken: response.refresh_token ?? previous?.refreshToken,
     idToken: response.id_token ?? previous?.idToken,
-    scope: response.scope ?? previous?.scope,
     ...(previous?.dpopKey ? { dpopKey: previous.dpopKey } : {}),
+    // Still valid, and obtained with the grant this refresh continues.
+    ...(previous?.routeTokens ? { routeTokens: previous.routeTokens } : {}),
   };
   return set;
+}
+
+/** The whole set again, with the route's token replaced and the refresh token the same answer rotated. */
+function withRouteToken(
+  response: client.TokenEndpointResponse,
+  previous: TokenSet,
+  target: TokenTarget,
+  now: number,
+  skewMs: number,
+): TokenSet {
+  const token = accessTokenOf(response, now, skewMs, previous.routeTokens?.[target.key]?.scope);
+  return {
+    ...previous,
+    refreshToken: response.refresh_token ?? previous.refreshToken,
+    idToken: response.id_token ?? previous.idToken,
+    routeTokens: { ...previous.routeTokens, [target.key]: token },
+  };
+}
+
+/** RFC 8707 §2.2 and RFC 6749 §6: what a refresh asks for beyond the login's token. */
+function targetParameters(target: TokenTarget): Record<string, string> {
+  return {
+    ...target.params,
+    ...(target.resource !== undefined ? { resource: target.resource } : {}),
+    ...(target.scope !== undefined ? { scope: target.scope } : {}),
+  };
 }
 
 /** OIDC Core 12.2: a refreshed ID token speaks of the same user, from the same issuer, as the first one. */
@@ -64,13 +104,16 @@ async function refuseResponse(
 }
 
 /**
- * The refresh-token grant. A new ID token in the answer has its signature verified and must name
- * the original issuer and subject; when it does not, the answer is refused (see refuseResponse).
+ * The refresh-token grant, for the login's token or, with a target, for a route's own. A new ID token
+ * in the answer has its signature verified and must name the original issuer and subject; when it
+ * does not, the answer is refused (see refuseResponse). Either way the answer's refresh token
+ * replaces the session's, for every token of it.
  */
 export async function refreshTokens(
   oidc: OidcClient,
   previous: TokenSet,
   now: () => number,
+  target?: TokenTarget,
 ): Promise<TokenSet> {
   const captured: CapturedTokenResponse = {};
   let response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
@@ -81,7 +124,7 @@ export async function refreshTokens(
         client.refreshTokenGrant(
           configuration,
           previous.refreshToken!,
-          undefined,
+          target && targetParameters(target),
           previous.dpopKey ? { DPoP: await dpopHandle(configuration, previous.dpopKey) } : undefined,
         ),
       ),
@@ -92,6 +135,18 @@ export async function refreshTokens(
     if (captured.received && !(err instanceof client.ResponseBodyError)) {
       return refuseResponse(oidc, previous, captured, err);
     }
+    // A route's parameters are new to the grant, and an IdP may rotate the refresh token before it
+    // checks them (oidc-provider does): a refused request may have spent the token, and using it
+    // again would be a replay. So the session ends, its refresh token revoked in case it still lives.
+    if (
+      target &&
+      err instanceof client.ResponseBodyError &&
+      err.status < 500 &&
+      err.error !== 'invalid_grant'
+    ) {
+      const revoked = await revokeRefreshToken(oidc, previous.refreshToken!);
+      throw new InvalidTokenResponseError({ revoked, cause: err });
+    }
     throw mapOidcError(err, 'refresh');
   }
   if (response.id_token) {
@@ -100,17 +155,19 @@ export async function refreshTokens(
       assertSameSubject(previous, response.claims()!);
     } catch (err) {
       if (err instanceof JwksUnavailableError) {
-        const keep: TokenSet = {
-          ...previous,
-          refreshToken: response.refresh_token ?? previous.refreshToken,
-          refreshAt: now(),
-        };
+        const rotated = response.refresh_token ?? previous.refreshToken;
+        // The login's token is due again at once; a route's was due already and stays so.
+        const keep: TokenSet = target
+          ? { ...previous, refreshToken: rotated }
+          : { ...previous, refreshToken: rotated, refreshAt: now() };
         throw new UnverifiedRefreshError(keep, err);
       }
       return refuseResponse(oidc, previous, captured, err);
     }
   }
-  return toTokenSet(response, previous, now(), oidc.settings.refreshSkewMs);
+  return target
+    ? withRouteToken(response, previous, target, now(), oidc.settings.refreshSkewMs)
+    : toTokenSet(response, previous, now(), oidc.settings.refreshSkewMs);
 }
 
 /** openid-client's DPoP handle for a session's key: it signs the proofs and retries once on use_dpop_nonce. */

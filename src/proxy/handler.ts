@@ -8,17 +8,11 @@ import { securityHeaders } from '../http/security-headers.js';
 import type { Session } from '../session/sessions.js';
 import { hasCsrfHeader } from '../security/csrf.js';
 import { signerFor } from '../oidc/dpop.js';
+import { tokenFor } from '../oidc/token-set.js';
 import { forward } from './forward.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { compileRoutes, type RouteMatch } from './routes.js';
 import { isSafePath } from './safe-path.js';
-
-/**
- * The methods a SPA's fetch can usefully send. TRACE above all stays out: an upstream that answers
- * it echoes the request, Authorization header and access token included.
- */
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
-const ALLOW = [...METHODS].join(', ');
 
 /**
  * The hot path: every API call of the SPA, handled before Express. It does what the Express stack
@@ -48,9 +42,10 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     found: RouteMatch,
     requestId: string,
   ): Promise<void> {
-    if (!METHODS.has(req.method ?? '')) {
-      res.setHeader('Allow', ALLOW);
-      throw new BffError('method_not_allowed');
+    // Each route's own list, from API_METHODS (config/schema.ts), which leaves TRACE out.
+    if (!found.route.methods.has(req.method ?? '')) {
+      res.setHeader('Allow', found.route.allow);
+      throw new BffError('method_not_allowed', { message: `This API route accepts ${found.route.allow}.` });
     }
     if (!isSafePath(path)) throw new BffError('invalid_path');
     if (!hasCsrfHeader(req)) throw new BffError('csrf_header_missing');
@@ -64,22 +59,26 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     const loading = tracer.start('session load');
     let session: Session | undefined;
     try {
-      session = await sessionOfRequest(ctx, req, ctx.sessionCache, cacheBypass);
+      // A `none` route never attaches a token, so it has no use for the session.
+      if (found.route.token !== 'none')
+        session = await sessionOfRequest(ctx, req, ctx.sessionCache, cacheBypass);
     } catch (err) {
       loading.end(err);
       throw err;
     }
     loading.end();
-    if (!session) throw new BffError('unauthenticated');
-    const tokens = await ctx.refresher.fresh(session);
+    if (!session && found.route.token === 'user') throw new BffError('unauthenticated');
+    const target = found.route.tokenTarget;
+    const tokens = session && (await ctx.refresher.fresh(session, target));
+    const access = tokens && tokenFor(tokens, target);
 
     const upstreamPath = found.route.basePath + found.rest;
     const fullPath = upstreamPath.charCodeAt(0) === 47 ? upstreamPath : `/${upstreamPath}`;
-    const { dpopKey } = tokens;
+    const dpopKey = tokens?.dpopKey;
     const call = tracer.upstream(found.route.path, req.method!, found.route.origin);
     const upstreamHeaders = upstreamRequestHeaders(
       req.headers,
-      `${dpopKey ? 'DPoP' : 'Bearer'} ${tokens.accessToken}`,
+      access && `${dpopKey ? 'DPoP' : 'Bearer'} ${access.accessToken}`,
       { for: facts.forwardedFor(req), ...forwarded },
       requestId,
       ctx.hostSession?.cookieNames,
@@ -95,7 +94,8 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
           signerFor(dpopKey).proof({
             htm: req.method!,
             htu: found.route.origin + pathOnly(fullPath),
-            accessToken: tokens.accessToken,
+            // A key comes only with a session, whose token for this route fresh() made sure of.
+            accessToken: access!.accessToken,
             nonce,
           }),
       },

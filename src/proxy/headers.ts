@@ -115,14 +115,15 @@ export interface ForwardedFor {
 /** `requestId` is coatcheck's id for the request (request-log.ts), sent as X-Request-Id so both logs can be matched. */
 export function upstreamRequestHeaders(
   incoming: IncomingHttpHeaders,
-  authorization: string,
+  authorization: string | undefined,
   forwarded: ForwardedFor,
   requestId?: string,
   /** The host's session cookie names (middleware mode with express-session), dropped like coatcheck's own. */
   hostCookies?: ReadonlySet<string>,
 ): Record<string, string | string[]> {
   const out = forwardableHeaders(incoming, hostCookies);
-  out.authorization = authorization;
+  // Without a token (a route with "token": "none" or "optional"), no Authorization at all: the browser's is never passed on.
+  if (authorization) out.authorization = authorization;
   if (requestId) out['x-request-id'] = requestId;
   if (forwarded.for) out['x-forwarded-for'] = forwarded.for;
   out['x-forwarded-proto'] = forwarded.proto;

@@ -5,7 +5,7 @@ import { BffError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { InvalidTokenResponseError, UnverifiedRefreshError, describeIdpError } from '../oidc/errors.js';
-import type { TokenSet } from '../oidc/token-set.js';
+import { tokenFor, type TokenSet, type TokenTarget } from '../oidc/token-set.js';
 import type { Tracer } from '../tracing/tracer.js';
 import type { Session, Sessions } from './sessions.js';
 
@@ -16,8 +16,11 @@ export interface RefreshHooks {
 
 export interface RefresherOptions {
   readonly sessions: Sessions;
-  /** Calls the IdP. Throws BffError: session_expired for invalid_grant, idp_unavailable otherwise. */
-  readonly refresh: (tokens: TokenSet) => Promise<TokenSet>;
+  /**
+   * Calls the IdP, for the login's token or a route's (`target`), and answers the whole set with it.
+   * Throws BffError: session_expired for invalid_grant, idp_unavailable otherwise.
+   */
+  readonly refresh: (tokens: TokenSet, target?: TokenTarget) => Promise<TokenSet>;
   readonly lockTtlMs: number;
   /** No request waits longer than this for someone else's refresh. */
   readonly waitTimeoutMs: number;
@@ -39,6 +42,12 @@ export interface RefresherOptions {
 export type RefreshOutcome = 'success' | 'invalid_grant' | 'idp_error' | 'lock_timeout' | 'lost_lock';
 
 const POLL_MIN_MS = 5;
+
+/** Whether a request for this target must refresh first: its token is due, or the route has none yet. */
+function due(tokens: TokenSet, target: TokenTarget | undefined, now: number): boolean {
+  const token = tokenFor(tokens, target);
+  return !token || token.refreshAt <= now;
+}
 const POLL_MAX_MS = 50;
 
 /**
@@ -58,24 +67,36 @@ export class TokenRefresher {
     this.now = opts.now ?? Date.now;
   }
 
-  /** The session's access token, refreshed first when it is due. */
-  async fresh(session: Session): Promise<TokenSet> {
+  /**
+   * The session's token set, with the access token for `target` (the login's without one) obtained
+   * or refreshed first when it is due. Every target shares the one refresh token, so every refresh,
+   * whatever its target, takes the session's one lock and writes the whole set.
+   */
+  async fresh(session: Session, target?: TokenTarget): Promise<TokenSet> {
     const { tokens } = session;
     const now = this.now();
-    if (tokens.refreshAt > now) return tokens;
+    if (!due(tokens, target, now)) return tokens;
     if (!tokens.refreshToken) {
-      if (tokens.expiresAt > now) return tokens;
+      const token = tokenFor(tokens, target);
+      if (token && token.expiresAt > now) return tokens;
+      if (target && tokens.expiresAt > now) {
+        // The session lives on for its other routes; this one cannot have a token of its own.
+        throw new BffError('unauthenticated', {
+          message: 'This session has no refresh token to get a token for this API. Log in again.',
+        });
+      }
       await this.opts.sessions.destroy(session);
       this.opts.metrics?.sessionEnds.expired.inc();
       throw new BffError('session_expired', { message: 'The session has ended: its access token expired.' });
     }
-    let shared = this.inflight.get(session.key);
+    const flight = target ? `${session.key}\n${target.key}` : session.key;
+    let shared = this.inflight.get(flight);
     if (!shared) {
       const refreshing = this.opts.tracer
-        ? this.opts.tracer.run('token refresh', () => this.coordinate(session))
-        : this.coordinate(session);
-      shared = refreshing.finally(() => this.inflight.delete(session.key));
-      this.inflight.set(session.key, shared);
+        ? this.opts.tracer.run('token refresh', () => this.coordinate(session, target))
+        : this.coordinate(session, target);
+      shared = refreshing.finally(() => this.inflight.delete(flight));
+      this.inflight.set(flight, shared);
     }
     return shared;
   }
@@ -99,7 +120,7 @@ export class TokenRefresher {
     else this.opts.log.warn(entry, 'token refresh failed');
   }
 
-  private async coordinate(session: Session): Promise<TokenSet> {
+  private async coordinate(session: Session, target: TokenTarget | undefined): Promise<TokenSet> {
     const { sessions, lockTtlMs, waitTimeoutMs } = this.opts;
     const startedAt = performance.now();
     const deadline = this.now() + waitTimeoutMs;
@@ -114,7 +135,7 @@ export class TokenRefresher {
       const owner = randomUUID();
       if (await sessions.refreshLock.acquireLock(session.key, owner, lockTtlMs)) {
         waitOver();
-        return this.refreshUnderLock(session, owner, startedAt);
+        return this.refreshUnderLock(session, target, owner, startedAt);
       }
       waited = true;
       if (this.now() + pause >= deadline) {
@@ -125,14 +146,16 @@ export class TokenRefresher {
       await delay(pause);
       pause = Math.min(pause * 2, POLL_MAX_MS);
       const current = await sessions.readTokens(session);
-      if (!current || current.tokens.refreshAt > this.now()) waitOver();
+      const settled = current && !due(current.tokens, target, this.now());
+      if (!current || settled) waitOver();
       if (!current) throw new BffError('session_expired');
-      if (current.tokens.refreshAt > this.now()) return current.tokens;
+      if (settled) return current.tokens;
     }
   }
 
   private async refreshUnderLock(
     session: Session,
+    target: TokenTarget | undefined,
     owner: string,
     attemptStartedAt: number,
   ): Promise<TokenSet> {
@@ -144,7 +167,7 @@ export class TokenRefresher {
       // Re-read under the lock: another replica may have refreshed since this request loaded the session.
       const current = await sessions.readTokens(session);
       if (!current) throw new BffError('session_expired');
-      if (current.tokens.refreshAt > this.now()) return current.tokens;
+      if (!due(current.tokens, target, this.now())) return current.tokens;
 
       await this.opts.hooks?.beforeRefresh?.(session);
       // Last moment to back out: if the lock lapsed (a stall, a Redis blip), someone else may be refreshing
@@ -156,7 +179,8 @@ export class TokenRefresher {
       }
       let next: TokenSet;
       try {
-        next = await this.opts.refresh(current.tokens);
+        // The refresh token read under the lock, never the request's: that one may be spent already.
+        next = await this.opts.refresh(current.tokens, target);
       } catch (err) {
         const ends = err instanceof BffError && err.code === 'session_expired';
         if (ends) await sessions.destroy(session);
@@ -189,7 +213,7 @@ export class TokenRefresher {
       if (await sessions.writeTokens(session, current.version, next)) return next;
       // Only possible if the lock lapsed while we worked: trust whatever the winner stored.
       const winner = await sessions.readTokens(session);
-      if (winner && winner.tokens.refreshAt > this.now()) return winner.tokens;
+      if (winner && !due(winner.tokens, target, this.now())) return winner.tokens;
       throw new BffError('session_expired');
     } finally {
       clearInterval(renew);

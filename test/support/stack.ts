@@ -76,6 +76,10 @@ export interface StackOptions {
   client?: Partial<ClientMetadata>;
   /** Whether the IdP offers pushed authorization requests (it does by default). */
   par?: IdpOptions['par'];
+  /** BFF_ROUTES, built around the stack's own upstream; the default has /api, /api/admin and /root. */
+  routes?: (upstreamUrl: string) => readonly object[];
+  /** More resource servers the IdP issues tokens for (RFC 8707), each its own audience. */
+  resources?: IdpOptions['resources'];
   /** The IdP demands DPoP nonces at its token endpoint. */
   dpopNonces?: boolean;
   /** OpenTelemetry tracing for every instance, as main.ts derives it from the OTEL_* variables. */
@@ -104,6 +108,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     accessTokenTtl: opts.accessTokenTtl ?? 300,
     ...(opts.par ? { par: opts.par } : {}),
     ...(opts.dpopNonces ? { dpopNonces: true } : {}),
+    ...(opts.resources ? { resources: opts.resources } : {}),
     clients: [
       {
         client_id: CLIENT_ID,
@@ -140,11 +145,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       BFF_SESSION_SECRET: SESSION_SECRET,
       BFF_SESSION_STORE: storeKind,
       BFF_REDIS_URL: redis?.url,
-      BFF_ROUTES: JSON.stringify([
-        { path: '/api', target: `${upstream.url}/v1` },
-        { path: '/api/admin', target: `${upstream.url}/admin` },
-        { path: '/root', target: upstream.url },
-      ]),
+      BFF_ROUTES: JSON.stringify(
+        opts.routes?.(upstream.url) ?? [
+          { path: '/api', target: `${upstream.url}/v1` },
+          { path: '/api/admin', target: `${upstream.url}/admin` },
+          { path: '/root', target: upstream.url },
+        ],
+      ),
       BFF_LOG_LEVEL: 'debug',
       // oidc-provider issues a refresh token for offline_access only with prompt=consent (OIDC Core §11).
       BFF_AUTH_PARAMS: 'prompt=consent',

@@ -58,6 +58,8 @@ function show(next) {
   $('api-empty').hidden = false;
   $('api-result').hidden = true;
   $('api-error').hidden = true;
+  $('reports-result').hidden = true;
+  $('reports-error').hidden = true;
   $('calls').replaceChildren();
 }
 
@@ -196,10 +198,41 @@ async function callApi() {
   }
 }
 
+/** The route with its own resource: the same session, another audience, another token. */
+async function callReports() {
+  $('call-reports').disabled = true;
+  $('reports-error').hidden = true;
+  try {
+    const res = await api('/reports/summary');
+    const body = await res.json().catch(() => ({}));
+    calls += 1;
+    if (!res.ok) {
+      logCall('<span class="bad"></span> ', String(res.status)).append(body.error ?? '');
+      if (res.status === 401) await checkSession();
+      if (state !== 'signed-in') return;
+      $('reports-error').textContent = body.message ?? `The reports API answered ${res.status}.`;
+      $('reports-error').hidden = false;
+      return;
+    }
+    const t = body.token;
+    $('reports-result').hidden = false;
+    $('reports-audience').textContent = Array.isArray(t.audience) ? t.audience.join(', ') : t.audience;
+    $('reports-token-id').textContent = t.tokenId;
+    logCall(`<span class="ok">200</span> reports call ${calls}: token <code></code>`, t.tokenId.slice(0, 10));
+    await checkSession();
+  } catch (err) {
+    if (err instanceof Unreachable) logCall('<span class="bad">no answer</span> ').append(err.call);
+    report(err);
+  } finally {
+    $('call-reports').disabled = false;
+  }
+}
+
 const login = () => (window.location.href = `/bff/login?returnTo=${encodeURIComponent(location.pathname)}`);
 $('login').onclick = login;
 $('login-again').onclick = login;
 $('call-api').onclick = callApi;
+$('call-reports').onclick = callReports;
 $('retry').onclick = () => checkSession().catch(report);
 // Coming back to the tab is when a stale "Signed in" would mislead: check before the next click.
 const recheck = () => document.visibilityState === 'visible' && checkSession().catch(report);
