@@ -63,6 +63,8 @@ export interface Config {
   readonly client: { readonly id: string; readonly auth: ClientAuth };
   readonly scopes: readonly string[];
   readonly authParams: Readonly<Record<string, string>>;
+  /** The acr values a login may ask for (step-up); an empty list refuses every acr_values. */
+  readonly allowedAcrValues: readonly string[];
   readonly userinfo: boolean;
   /** RFC 9126 pushed authorization requests: never, when the IdP advertises them, or always. */
   readonly par: ParMode;
@@ -407,6 +409,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
     },
     scopes: e.BFF_SCOPES,
     authParams,
+    allowedAcrValues: e.BFF_ALLOWED_ACR_VALUES,
     userinfo: e.BFF_USERINFO,
     par: e.BFF_PAR,
     dpop: e.BFF_DPOP ? { alg: e.BFF_DPOP_ALG } : undefined,

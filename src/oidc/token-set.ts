@@ -9,6 +9,11 @@ export interface TokenSet {
   /** Epoch ms from which a request refreshes the token before using it. */
   readonly refreshAt: number;
   readonly refreshToken?: string;
+  /**
+   * Epoch ms at which the refresh token expires, when the IdP said so (refresh_expires_in, or
+   * refresh_token_expires_in): the session cannot outlive it.
+   */
+  readonly refreshExpiresAt?: number;
   readonly idToken?: string;
   readonly scope?: string;
   /** With BFF_DPOP: the session's private key, to which the IdP bound these tokens. */

@@ -30,11 +30,34 @@ export function toTokenSet(
     refreshAt: refreshTime(now, expiresAt, skewMs),
     // An IdP that does not rotate answers a refresh without a new refresh token: keep the old one.
     refreshToken: response.refresh_token ?? previous?.refreshToken,
+    ...refreshExpiry(response, previous, now),
     idToken: response.id_token ?? previous?.idToken,
     scope: response.scope ?? previous?.scope,
     ...(previous?.dpopKey ? { dpopKey: previous.dpopKey } : {}),
   };
   return set;
+}
+
+/**
+ * When the refresh token expires: Keycloak says refresh_expires_in, the refresh-token-expiration
+ * draft says refresh_token_expires_in. Keycloak's 0 means "no fixed end" (offline tokens), so only a
+ * positive lifetime counts. A new refresh token without a stated lifetime has an unknown one; a
+ * response without a new refresh token leaves the kept one's as it was, unless it restates it.
+ */
+function refreshExpiry(
+  response: client.TokenEndpointResponse,
+  previous: TokenSet | undefined,
+  now: number,
+): { refreshExpiresAt?: number } {
+  for (const name of ['refresh_expires_in', 'refresh_token_expires_in']) {
+    const raw = response[name];
+    const seconds = typeof raw === 'string' && /^\d{1,10}$/.test(raw) ? Number(raw) : raw;
+    if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0) {
+      return { refreshExpiresAt: now + seconds * 1000 };
+    }
+  }
+  if (response.refresh_token || previous?.refreshExpiresAt === undefined) return {};
+  return { refreshExpiresAt: previous.refreshExpiresAt };
 }
 
 /** OIDC Core 12.2: a refreshed ID token speaks of the same user, from the same issuer, as the first one. */

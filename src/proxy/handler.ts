@@ -12,6 +12,7 @@ import { forward } from './forward.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { compileRoutes, type RouteMatch } from './routes.js';
 import { isSafePath } from './safe-path.js';
+import { stepUpAnswer } from './step-up.js';
 
 /**
  * The methods a SPA's fetch can usefully send. TRACE above all stays out: an upstream that answers
@@ -33,6 +34,8 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
   const publicUrl = new URL(config.publicUrl);
   const forwarded = { proto: publicUrl.protocol.slice(0, -1), host: publicUrl.host };
   const maxBodySize = config.maxBodySize;
+  const stepUp = (wwwAuthenticate: string | string[] | undefined) =>
+    stepUpAnswer(wwwAuthenticate, config.basePath);
   const { metrics, tracer } = ctx;
   const cacheBypass = ctx.sessionCache ? undefined : metrics.cacheResults.bypass;
   const recordApi = (status: number, seconds: number) => metrics.request('api', status, seconds);
@@ -106,6 +109,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
       },
       timeoutMs: config.upstreamTimeoutMs,
       maxBodySize,
+      stepUp,
       metrics: routeMetrics.get(found.route.path),
     });
     await call.track(forwarding, res);

@@ -80,6 +80,8 @@ export interface StackOptions {
   dpopNonces?: boolean;
   /** OpenTelemetry tracing for every instance, as main.ts derives it from the OTEL_* variables. */
   tracing?: TracingSettings;
+  /** The IdP's acr values and the acr its sign-ins get (step-up tests). */
+  idp?: Pick<IdpOptions, 'acrValues' | 'loginAcr'>;
 }
 
 /**
@@ -104,6 +106,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     accessTokenTtl: opts.accessTokenTtl ?? 300,
     ...(opts.par ? { par: opts.par } : {}),
     ...(opts.dpopNonces ? { dpopNonces: true } : {}),
+    ...opts.idp,
     clients: [
       {
         client_id: CLIENT_ID,
