@@ -5,6 +5,7 @@ import { advanceToRefresh, csrf } from './support/session.js';
 import { startStack, type Stack } from './support/stack.js';
 import { withBffError } from '../src/endpoints/silent-login.js';
 import { SESSION_COOKIE } from '../src/security/cookies.js';
+import { toTokenSet } from '../src/oidc/tokens.js';
 
 async function user(stack: Stack, b: Browser) {
   const cookie = await b.jar.getCookieString(stack.bff.url);
@@ -173,5 +174,37 @@ describe('a session capped by its refresh token’s lifetime', () => {
     const u = await user(stack, b);
     // The idle timeout (2 h) is the nearer end; no refresh token lifetime comes before it.
     expect(expiresAt(u) - stack.clock.now()).toBeGreaterThan(7_000_000);
+  });
+});
+
+describe('a refresh token’s stated lifetime, as the token set keeps it', () => {
+  const now = 1_000_000;
+  const response = (extra: Record<string, unknown>) =>
+    ({ access_token: 'at', token_type: 'bearer', expires_in: 60, ...extra }) as Parameters<
+      typeof toTokenSet
+    >[0];
+
+  test('either name counts; Keycloak’s 0 (no fixed end) and nonsense do not', () => {
+    const end = (extra: Record<string, unknown>) =>
+      toTokenSet(response({ refresh_token: 'rt', ...extra }), undefined, now, 0).refreshExpiresAt;
+    expect(end({ refresh_expires_in: 600 })).toBe(now + 600_000);
+    expect(end({ refresh_token_expires_in: '900' })).toBe(now + 900_000);
+    expect(end({ refresh_expires_in: 0 })).toBeUndefined();
+    expect(end({ refresh_expires_in: -5 })).toBeUndefined();
+    expect(end({ refresh_expires_in: 'soon' })).toBeUndefined();
+    expect(end({})).toBeUndefined();
+  });
+
+  test('a refresh without a new refresh token keeps the old one’s end; a new one without a stated end has none', () => {
+    const previous = toTokenSet(
+      response({ refresh_token: 'rt', refresh_expires_in: 600 }),
+      undefined,
+      now,
+      0,
+    );
+    expect(toTokenSet(response({}), previous, now + 1000, 0).refreshExpiresAt).toBe(now + 600_000);
+    expect(
+      toTokenSet(response({ refresh_token: 'rt2' }), previous, now + 1000, 0).refreshExpiresAt,
+    ).toBeUndefined();
   });
 });

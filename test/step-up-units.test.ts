@@ -3,6 +3,8 @@ import { stepUpAnswer } from '../src/proxy/step-up.js';
 import { unmetStepUp } from '../src/oidc/step-up-check.js';
 import { parseLoginRequest } from '../src/endpoints/login-request.js';
 import { BffError } from '../src/errors.js';
+import { loadConfig } from '../src/config/load.js';
+import { configProblems, validEnv } from './support/config-env.js';
 import { loginId, openLogin, sealLogin, type LoginTransaction } from '../src/session/login-transaction.js';
 
 describe('WWW-Authenticate parsing', () => {
@@ -137,5 +139,21 @@ describe('the login transaction keeps what was asked', () => {
     ]) {
       expect(openLogin(sealLogin(tx, SECRET), loginId(tx.state), SECRET, 2000)).toEqual(tx);
     }
+  });
+});
+
+describe('BFF_ALLOWED_ACR_VALUES', () => {
+  test('is a comma-separated list, empty by default', () => {
+    expect(loadConfig({ ...validEnv }).allowedAcrValues).toEqual([]);
+    expect(loadConfig({ ...validEnv, BFF_ALLOWED_ACR_VALUES: ' urn:a , phr,, ' }).allowedAcrValues).toEqual([
+      'urn:a',
+      'phr',
+    ]);
+  });
+
+  test('refuses a value with a space, which acr_values could not carry', () => {
+    expect(configProblems({ ...validEnv, BFF_ALLOWED_ACR_VALUES: 'urn:a, two words' })).toEqual([
+      expect.stringMatching(/^BFF_ALLOWED_ACR_VALUES: .*without spaces/),
+    ]);
   });
 });
