@@ -17,8 +17,16 @@ export const ERRORS = {
   logout_sid_mismatch: { status: 400, message: 'The logout request does not carry this session’s sid.' },
   invalid_path: { status: 400, message: 'The request path is not allowed.' },
   invalid_logout_token: { status: 400, message: 'The logout token is invalid.' },
+  step_up_failed: {
+    status: 400,
+    message: 'The identity provider did not sign you in as strongly or as recently as was asked.',
+  },
   unauthenticated: { status: 401, message: `No valid session. Log in at ${MANAGEMENT_PATHS.login}.` },
   session_expired: { status: 401, message: 'The session has ended. Log in again.' },
+  step_up_required: {
+    status: 401,
+    message: 'The API asks for a stronger or more recent sign-in. Sign in again at loginUrl.',
+  },
   csrf_header_missing: { status: 403, message: 'This endpoint requires the header X-CSRF: 1.' },
   not_found: { status: 404, message: 'Not found.' },
   method_not_allowed: {

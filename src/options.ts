@@ -71,6 +71,8 @@ export interface BffOptions {
   readonly refreshLockTtl?: number;
   /** Ask for every configured route's resource in the login's authorization request too. */
   readonly loginResources?: boolean;
+  /** The acr_values a login (step-up) may ask for; any other is refused with 400. */
+  readonly allowedAcrValues?: string | readonly string[];
 
   // HTTP
   readonly trustProxy?: boolean | number | string;

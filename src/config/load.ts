@@ -63,6 +63,8 @@ export interface Config {
   readonly client: { readonly id: string; readonly auth: ClientAuth };
   readonly scopes: readonly string[];
   readonly authParams: Readonly<Record<string, string>>;
+  /** The acr values a login may ask for (step-up); an empty list refuses every acr_values. */
+  readonly allowedAcrValues: readonly string[];
   readonly userinfo: boolean;
   /** RFC 9126 pushed authorization requests: never, when the IdP advertises them, or always. */
   readonly par: ParMode;
@@ -419,6 +421,7 @@ export function configFromVariables(
     },
     scopes: e.BFF_SCOPES,
     authParams,
+    allowedAcrValues: e.BFF_ALLOWED_ACR_VALUES,
     userinfo: e.BFF_USERINFO,
     par: e.BFF_PAR,
     loginResources: e.BFF_LOGIN_RESOURCES

@@ -196,6 +196,19 @@ export const envSchema = z.object({
     .transform((s) => s.split(/\s+/).filter(Boolean))
     .refine((s) => s.includes('openid'), 'must be a space-separated list of scopes that includes openid'),
   BFF_AUTH_PARAMS: z.string().optional(),
+  BFF_ALLOWED_ACR_VALUES: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean),
+    )
+    .refine(
+      (list) => list.every((v) => /^[\x21-\x7e]+$/.test(v)),
+      'must be a comma-separated list of acr values without spaces, such as urn:example:mfa,phr',
+    )
+    .default([]),
   BFF_USERINFO: boolFromEnv.default(false),
   BFF_DPOP: boolFromEnv.default(false),
   BFF_DPOP_ALG: z.enum(DPOP_ALGS, { message: `must be one of ${DPOP_ALGS.join(', ')}` }).default('ES256'),

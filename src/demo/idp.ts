@@ -4,6 +4,7 @@ import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { restoreWarnings } from './idp-runtime-notice.js';
 import Provider, {
   errors,
+  interactionPolicy,
   type ClientMetadata,
   type Configuration,
   type KoaContextWithOIDC,
@@ -43,6 +44,16 @@ export interface IdpOptions {
   readonly par?: 'offered' | 'required' | 'absent';
   /** RFC 9449 DPoP nonces: the token endpoint then challenges every proof without its current nonce. */
   readonly dpopNonces?: boolean;
+  /**
+   * The acr values this IdP offers (discovery lists them), e.g. a password and a stronger login. A
+   * login that asks for acr_values its session's acr is not among signs in again, as a step-up.
+   */
+  readonly acrValues?: readonly string[];
+  /**
+   * The acr a sign-in gets, given the acr_values the login asked for; by default the first asked-for
+   * value this IdP offers, else the first it offers. Tests make it answer with a weaker one.
+   */
+  readonly loginAcr?: (requested: readonly string[]) => string | undefined;
 }
 
 export interface Idp {
@@ -78,6 +89,35 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
 function send(res: ServerResponse, status: number, html: string): void {
   res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
   res.end(html);
+}
+
+/**
+ * oidc-provider treats acr_values as a wish and reuses a session whatever its acr. An IdP that offers
+ * step-up signs the user in again instead: the login prompt gets one more check.
+ */
+function stepUpPolicy(): interactionPolicy.DefaultPolicy {
+  const policy = interactionPolicy.base();
+  policy.get('login')!.checks.add(
+    new interactionPolicy.Check('acr_values', 'the requested acr is not the session’s', (ctx) => {
+      const requested = String(ctx.oidc.params?.acr_values ?? '')
+        .split(' ')
+        .filter(Boolean);
+      // Once the user has signed in again, the IdP's answer is what it is: a weaker acr goes back to the client.
+      if (requested.length === 0 || requested.includes(String(ctx.oidc.acr)) || ctx.oidc.result?.login) {
+        return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      }
+      return interactionPolicy.Check.REQUEST_PROMPT;
+    }),
+  );
+  return policy;
+}
+
+function loginAcr(options: IdpOptions, acrValues: string): string | undefined {
+  const offered = options.acrValues;
+  if (!offered) return undefined;
+  const requested = acrValues.split(' ').filter(Boolean);
+  if (options.loginAcr) return options.loginAcr(requested);
+  return requested.find((v) => offered.includes(v)) ?? offered[0];
 }
 
 /**
@@ -123,7 +163,21 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
       if (!user) return undefined;
       return { accountId: sub, claims: async () => ({ sub, ...user.claims }) };
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      ...(options.acrValues ? { policy: stepUpPolicy() } : {}),
+    },
+    ...(options.acrValues
+      ? {
+          acrValues: [...options.acrValues],
+          // An API that demands a stronger login (RFC 9470) reads the acr from its access token.
+          extraTokenClaims: (ctx: KoaContextWithOIDC, token: { kind: string }) => {
+            if (token.kind !== 'AccessToken') return undefined;
+            const from = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken;
+            return from?.acr ? { acr: from.acr } : undefined;
+          },
+        }
+      : {}),
     ttl: {
       AccessToken: accessTokenTtl,
       IdToken: 3600,
@@ -234,10 +288,11 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
         (u) => u.username === form.get('username') && u.password === form.get('password'),
       );
       if (!user) return send(res, 200, loginPage(uid, clientName, demoUser, 'Wrong username or password.'));
+      const acr = loginAcr(options, String(details.params.acr_values ?? ''));
       return provider.interactionFinished(
         req,
         res,
-        { login: { accountId: user.sub } },
+        { login: { accountId: user.sub, ...(acr ? { acr } : {}) } },
         { mergeWithLastSubmission: false },
       );
     }

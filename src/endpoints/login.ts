@@ -4,6 +4,7 @@ import { sessionKeyFromCookie } from '../http/request-session.js';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { startLogin } from '../oidc/login.js';
+import { parseLoginRequest } from './login-request.js';
 import { clearCookieHeader, cookieHeader } from '../security/cookies.js';
 import { safeReturnTo } from '../security/return-url.js';
 import {
@@ -17,7 +18,8 @@ import {
 } from '../session/login-transaction.js';
 
 /**
- * GET /bff/login?returnTo=/path: starts an authorization-code flow with PKCE. The transaction travels
+ * GET /bff/login?returnTo=/path: starts an authorization-code flow with PKCE. It may also ask for
+ * acr_values and max_age (step-up) or prompt=none (a silent login); see login-request.ts. The transaction travels
  * in a sealed SameSite=Lax cookie of its own, so logins started in parallel tabs each complete and
  * nothing is stored until a callback succeeds. The oldest login cookies are expired as new ones are
  * set, so unfinished logins can never grow the browser's Cookie header past what servers accept.
@@ -33,6 +35,8 @@ export function login(ctx: AppContext) {
       });
     }
 
+    const asked = parseLoginRequest(req.query, ctx.config.allowedAcrValues);
+
     // Nothing is stored yet, but the callback needs the store: a login that cannot finish is refused
     // here, before the user is sent through the IdP for nothing.
     await ctx.sessions.checkStore();
@@ -47,7 +51,7 @@ export function login(ctx: AppContext) {
       res.append('Set-Cookie', clearCookieHeader(name, secure));
     }
 
-    const start = await startLogin(ctx.oidc);
+    const start = await startLogin(ctx.oidc, asked);
     const tx: LoginTransaction = {
       state: start.state,
       nonce: start.nonce,
@@ -55,6 +59,9 @@ export function login(ctx: AppContext) {
       returnTo,
       replaces: sessionKeyFromCookie(ctx, req),
       issuedAt: now,
+      ...(asked.acrValues !== undefined ? { acrValues: asked.acrValues } : {}),
+      ...(asked.maxAge !== undefined ? { maxAge: asked.maxAge } : {}),
+      ...(asked.prompt === 'none' ? { silent: true } : {}),
     };
     res.append(
       'Set-Cookie',

@@ -6,11 +6,35 @@ import { JwksUnavailableError } from './id-token.js';
 import type { TokenSet } from './token-set.js';
 import { newDpopKey } from './dpop.js';
 import { assertDpopBound, dpopHandle, revokeRefreshToken, toTokenSet } from './tokens.js';
+import { unmetStepUp, type StepUpRequest } from './step-up-check.js';
 
 export interface LoginChecks {
   readonly state: string;
   readonly nonce: string;
   readonly codeVerifier: string;
+  /** What the login asked beyond a sign-in: the ID token must deliver it. */
+  readonly stepUp?: StepUpRequest;
+}
+
+/** What a login asks of the IdP beyond a sign-in; each replaces the same parameter from BFF_AUTH_PARAMS. */
+export interface LoginRequest {
+  readonly acrValues?: string;
+  readonly maxAge?: number;
+  readonly prompt?: 'none';
+}
+
+/** The answers to prompt=none that mean "the IdP would have to show a page": the SPA decides what next. */
+export const SILENT_LOGIN_ERRORS: ReadonlySet<string> = new Set([
+  'login_required',
+  'consent_required',
+  'interaction_required',
+  'account_selection_required',
+]);
+
+/** The OAuth error the IdP put in the authorization response, when that is why the login failed. */
+export function authorizationResponseError(err: unknown): string | undefined {
+  const cause = err instanceof BffError ? err.cause : err;
+  return cause instanceof client.AuthorizationResponseError ? cause.error : undefined;
 }
 
 export interface LoginStart extends LoginChecks {
@@ -38,7 +62,7 @@ const PROTOCOL_CLAIMS = new Set([
   'azp',
 ]);
 
-export async function startLogin(oidc: OidcClient): Promise<LoginStart> {
+export async function startLogin(oidc: OidcClient, request: LoginRequest = {}): Promise<LoginStart> {
   const configuration = await oidc.configuration();
   const state = client.randomState();
   const nonce = client.randomNonce();
@@ -46,6 +70,9 @@ export async function startLogin(oidc: OidcClient): Promise<LoginStart> {
   const cfg = oidc.settings;
   const params = {
     ...cfg.authParams,
+    ...(request.acrValues !== undefined ? { acr_values: request.acrValues } : {}),
+    ...(request.maxAge !== undefined ? { max_age: String(request.maxAge) } : {}),
+    ...(request.prompt ? { prompt: request.prompt } : {}),
     response_type: 'code',
     redirect_uri: cfg.redirectUri,
     scope: cfg.scopes.join(' '),
@@ -55,12 +82,12 @@ export async function startLogin(oidc: OidcClient): Promise<LoginStart> {
     code_challenge_method: 'S256',
   };
   // One request for both ways to the IdP, so PAR and the redirect can never differ in what they ask.
-  const request = withResources(params, cfg.loginResources);
+  const authorization = withResources(params, cfg.loginResources);
   const problem = oidc.unsuitable();
   if (problem) throw new BffError('idp_unavailable', { message: IDP_UNSUITABLE });
   const url = usePar(cfg.par, configuration)
-    ? await pushed(oidc, configuration, request)
-    : client.buildAuthorizationUrl(configuration, request);
+    ? await pushed(oidc, configuration, authorization)
+    : client.buildAuthorizationUrl(configuration, authorization);
   return { url, state, nonce, codeVerifier };
 }
 
@@ -150,6 +177,12 @@ export async function completeLogin(
       throw new BffError('code_exchange_failed', { cause: err });
     }
     const idClaims = response.claims()!;
+    const unmet = checks.stepUp && unmetStepUp(idClaims, checks.stepUp);
+    if (unmet) {
+      if (response.refresh_token) await revokeRefreshToken(oidc, response.refresh_token);
+      // The reason reaches the log through the cause; the browser gets only the code.
+      throw new BffError('step_up_failed', { cause: new Error(unmet) });
+    }
     let claims: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(idClaims)) if (!PROTOCOL_CLAIMS.has(k)) claims[k] = v;
     if (oidc.settings.userinfo && configuration.serverMetadata().userinfo_endpoint) {

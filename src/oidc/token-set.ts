@@ -18,6 +18,11 @@ export interface AccessToken {
  */
 export interface TokenSet extends AccessToken {
   readonly refreshToken?: string;
+  /**
+   * Epoch ms at which the refresh token expires, when the IdP said so (refresh_expires_in, or
+   * refresh_token_expires_in): the session cannot outlive it.
+   */
+  readonly refreshExpiresAt?: number;
   readonly idToken?: string;
   /** With BFF_DPOP: the session's private key, to which the IdP bound these tokens. */
   readonly dpopKey?: DpopKeyJwk;

@@ -43,6 +43,7 @@ export function toTokenSet(
     ...accessTokenOf(response, now, skewMs, previous?.scope),
     // An IdP that does not rotate answers a refresh without a new refresh token: keep the old one.
     refreshToken: response.refresh_token ?? previous?.refreshToken,
+    ...refreshExpiry(response, previous, now),
     idToken: response.id_token ?? previous?.idToken,
     ...(previous?.dpopKey ? { dpopKey: previous.dpopKey } : {}),
     // Still valid, and obtained with the grant this refresh continues.
@@ -60,8 +61,11 @@ function withRouteToken(
   skewMs: number,
 ): TokenSet {
   const token = accessTokenOf(response, now, skewMs, previous.routeTokens?.[target.key]?.scope);
+  // The refresh token's end follows the refresh token: a rotated one brings its own (or none known).
+  const { refreshExpiresAt: _previousEnd, ...kept } = previous;
   return {
-    ...previous,
+    ...kept,
+    ...refreshExpiry(response, previous, now),
     refreshToken: response.refresh_token ?? previous.refreshToken,
     idToken: response.id_token ?? previous.idToken,
     routeTokens: { ...previous.routeTokens, [target.key]: token },
@@ -75,6 +79,28 @@ function targetParameters(target: TokenTarget): Record<string, string> {
     ...(target.resource !== undefined ? { resource: target.resource } : {}),
     ...(target.scope !== undefined ? { scope: target.scope } : {}),
   };
+}
+
+/**
+ * When the refresh token expires: Keycloak says refresh_expires_in, the refresh-token-expiration
+ * draft says refresh_token_expires_in. Keycloak's 0 means "no fixed end" (offline tokens), so only a
+ * positive lifetime counts. A new refresh token without a stated lifetime has an unknown one; a
+ * response without a new refresh token leaves the kept one's as it was, unless it restates it.
+ */
+function refreshExpiry(
+  response: client.TokenEndpointResponse,
+  previous: TokenSet | undefined,
+  now: number,
+): { refreshExpiresAt?: number } {
+  for (const name of ['refresh_expires_in', 'refresh_token_expires_in']) {
+    const raw = response[name];
+    const seconds = typeof raw === 'string' && /^\d{1,10}$/.test(raw) ? Number(raw) : raw;
+    if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0) {
+      return { refreshExpiresAt: now + seconds * 1000 };
+    }
+  }
+  if (response.refresh_token || previous?.refreshExpiresAt === undefined) return {};
+  return { refreshExpiresAt: previous.refreshExpiresAt };
 }
 
 /** OIDC Core 12.2: a refreshed ID token speaks of the same user, from the same issuer, as the first one. */

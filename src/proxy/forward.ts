@@ -73,6 +73,8 @@ export interface UpstreamRequest {
   readonly maxBodySize?: number;
   /** The route's bound metrics: time to the response head, and failures by reason. */
   readonly metrics?: RouteMetrics;
+  /** RFC 9470: turns a step-up challenge into the SPA's JSON answer (step-up.ts); other 401s pass through. */
+  readonly stepUp?: (wwwAuthenticate: string | string[] | undefined) => object | undefined;
   /** With a DPoP-bound token: a fresh proof per attempt, with the upstream's last nonce. */
   readonly dpop?: {
     readonly nonces: DpopNonces;
@@ -159,6 +161,8 @@ export async function forward(
           }
         }
         target.metrics?.duration.observe((performance.now() - started) / 1000);
+        const stepUp = statusCode === 401 ? target.stepUp?.(headers['www-authenticate']) : undefined;
+        if (stepUp) return answerInstead(res, 401, stepUp);
         res.writeHead(statusCode, downstreamResponseHeaders(headers));
         return res;
       },
@@ -175,6 +179,8 @@ export async function forward(
       const reason = upstreamErrorReason(err);
       if (reason) target.metrics.errors[reason].inc();
     }
+    // coatcheck's own answer (a step-up) is already complete; only the upstream's dropped body failed.
+    if (res.writableEnded && !res.destroyed) return;
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;
@@ -189,6 +195,18 @@ export async function forward(
 }
 
 const firstValue = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+/** Answers the SPA with coatcheck's own JSON in place of the upstream's answer, whose body is dropped. */
+function answerInstead(res: ServerResponse, status: number, json: object): Writable {
+  const body = JSON.stringify(json);
+  res.writeHead(status, {
+    'Cache-Control': 'no-store',
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+  return discard();
+}
 
 /** Where a challenged answer's body goes: it is not the SPA's, and the request is sent again. */
 function discard(): Writable {

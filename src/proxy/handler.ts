@@ -13,6 +13,7 @@ import { forward } from './forward.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { compileRoutes, type RouteMatch } from './routes.js';
 import { isSafePath } from './safe-path.js';
+import { stepUpAnswer } from './step-up.js';
 
 /**
  * The hot path: every API call of the SPA, handled before Express. It does what the Express stack
@@ -27,6 +28,8 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
   const publicUrl = new URL(config.publicUrl);
   const forwarded = { proto: publicUrl.protocol.slice(0, -1), host: publicUrl.host };
   const maxBodySize = config.maxBodySize;
+  const stepUp = (wwwAuthenticate: string | string[] | undefined) =>
+    stepUpAnswer(wwwAuthenticate, config.basePath);
   const { metrics, tracer } = ctx;
   const cacheBypass = ctx.sessionCache ? undefined : metrics.cacheResults.bypass;
   const recordApi = (status: number, seconds: number) => metrics.request('api', status, seconds);
@@ -101,6 +104,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
       },
       timeoutMs: config.upstreamTimeoutMs,
       maxBodySize,
+      stepUp,
       metrics: routeMetrics.get(found.route.path),
     });
     await call.track(forwarding, res);

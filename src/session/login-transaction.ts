@@ -37,6 +37,21 @@ export interface LoginTransaction {
   readonly replaces?: string;
   /** Epoch ms: the login expires a lifetime after, and the oldest is the first a new login evicts. */
   readonly issuedAt: number;
+  /**
+   * What the login asked of the IdP beyond a sign-in, kept so the callback can check that the ID token
+   * delivers it: the acr values (space-separated, as sent) and max_age in seconds (step-up, RFC 9470).
+   */
+  readonly acrValues?: string;
+  readonly maxAge?: number;
+  /** prompt=none: an IdP that would have to show a page sends the browser back to returnTo with bff_error. */
+  readonly silent?: boolean;
+}
+
+/** The asked-for parts of a login, in the sealed value; absent keys keep a plain login's cookie as small as before. */
+interface Asked {
+  a?: string;
+  m?: number;
+  s?: 1;
 }
 
 /** Names a login's cookie and its replay marker; derived from the state, so the callback finds it directly. */
@@ -77,8 +92,15 @@ const context = (id: string): string => `coatcheck/login-v1:${id}`;
 
 /** The cookie value: sealed with the first secret. */
 export function sealLogin(tx: LoginTransaction, secrets: readonly string[]): string {
-  const fields = [tx.issuedAt, tx.state, tx.nonce, tx.codeVerifier, tx.returnTo];
-  if (tx.replaces !== undefined) fields.push(tx.replaces);
+  const fields: (string | number | Asked)[] = [tx.issuedAt, tx.state, tx.nonce, tx.codeVerifier, tx.returnTo];
+  const asked: Asked = {
+    ...(tx.acrValues !== undefined ? { a: tx.acrValues } : {}),
+    ...(tx.maxAge !== undefined ? { m: tx.maxAge } : {}),
+    ...(tx.silent ? { s: 1 as const } : {}),
+  };
+  const hasAsked = Object.keys(asked).length > 0;
+  if (tx.replaces !== undefined || hasAsked) fields.push(tx.replaces ?? '');
+  if (hasAsked) fields.push(asked);
   return sealWithKey(keysFor(secrets)[0]!, context(loginId(tx.state)), JSON.stringify(fields));
 }
 
@@ -107,8 +129,8 @@ function parse(plain: string): LoginTransaction | undefined {
   } catch {
     return undefined;
   }
-  if (!Array.isArray(f) || f.length < 5 || typeof f[0] !== 'number') return undefined;
-  if (!f.slice(1).every((v) => typeof v === 'string')) return undefined;
+  if (!Array.isArray(f) || f.length < 5 || f.length > 7 || typeof f[0] !== 'number') return undefined;
+  if (!f.slice(1, 6).every((v) => typeof v === 'string')) return undefined;
   const [issuedAt, state, nonce, codeVerifier, returnTo, replaces] = f as [
     number,
     string,
@@ -117,7 +139,29 @@ function parse(plain: string): LoginTransaction | undefined {
     string,
     string | undefined,
   ];
-  return { issuedAt, state, nonce, codeVerifier, returnTo, ...(replaces ? { replaces } : {}) };
+  const asked = parseAsked(f[6]);
+  if (!asked) return undefined;
+  return {
+    issuedAt,
+    state,
+    nonce,
+    codeVerifier,
+    returnTo,
+    ...(replaces ? { replaces } : {}),
+    ...(asked.a !== undefined ? { acrValues: asked.a } : {}),
+    ...(asked.m !== undefined ? { maxAge: asked.m } : {}),
+    ...(asked.s ? { silent: true } : {}),
+  };
+}
+
+function parseAsked(v: unknown): Asked | undefined {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const { a, m, s } = v as Record<string, unknown>;
+  if (a !== undefined && typeof a !== 'string') return undefined;
+  if (m !== undefined && !(Number.isSafeInteger(m) && (m as number) >= 0)) return undefined;
+  if (s !== undefined && s !== 1) return undefined;
+  return v as Asked;
 }
 
 /**

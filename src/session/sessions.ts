@@ -32,6 +32,17 @@ export interface VersionedTokens {
   readonly version: number;
 }
 
+/**
+ * The latest a session's tokens let it last: its refresh token's stated end, or, with no refresh
+ * token, its access token's expiry. The store keeps the configured absolute end, which is where the
+ * record's TTL comes from; this caps it as of each load, because a refresh may bring a refresh token
+ * that lives longer than the one before (an IdP's sliding sessions) and the cap must follow it.
+ */
+function tokenBoundEnd(tokens: TokenSet): number {
+  if (!tokens.refreshToken) return tokens.expiresAt;
+  return tokens.refreshExpiresAt ?? Infinity;
+}
+
 export function newLogoutId(): string {
   return randomBytes(16).toString('base64url');
 }
@@ -94,15 +105,22 @@ export class Sessions {
     const tokensJson = open(id, 'tokens', record.tokens);
     // A record that does not open with this id was not made for it: treat as no session.
     if (tokensJson === undefined) return undefined;
+    const tokens = JSON.parse(tokensJson) as TokenSet;
+    const tokensEnd = tokenBoundEnd(tokens);
+    // A refresh token past its end cannot be used: the session has reached its absolute end.
+    if (tokens.refreshToken && tokensEnd <= now) {
+      await this.records.destroy(key);
+      return undefined;
+    }
     let data: SessionData | undefined;
     return {
       id,
       key,
       createdAt: record.createdAt,
-      absoluteExpiresAt: record.absoluteExpiresAt,
-      expiresAt: record.expiresAt,
+      absoluteExpiresAt: Math.min(record.absoluteExpiresAt, tokensEnd),
+      expiresAt: Math.min(record.expiresAt, tokensEnd),
       version: record.version,
-      tokens: JSON.parse(tokensJson) as TokenSet,
+      tokens,
       data: () => (data ??= JSON.parse(open(id, 'data', record.data) ?? 'null') as SessionData),
     };
   }

@@ -84,6 +84,8 @@ export interface StackOptions {
   dpopNonces?: boolean;
   /** OpenTelemetry tracing for every instance, as main.ts derives it from the OTEL_* variables. */
   tracing?: TracingSettings;
+  /** The IdP's acr values and the acr its sign-ins get (step-up tests). */
+  idp?: Pick<IdpOptions, 'acrValues' | 'loginAcr'>;
 }
 
 /**
@@ -109,6 +111,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     ...(opts.par ? { par: opts.par } : {}),
     ...(opts.dpopNonces ? { dpopNonces: true } : {}),
     ...(opts.resources ? { resources: opts.resources } : {}),
+    ...opts.idp,
     clients: [
       {
         client_id: CLIENT_ID,
