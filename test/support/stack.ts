@@ -80,6 +80,10 @@ export interface StackOptions {
   dpopNonces?: boolean;
   /** OpenTelemetry tracing for every instance, as main.ts derives it from the OTEL_* variables. */
   tracing?: TracingSettings;
+  /** The IdP runs oidc-provider's FAPI 2.0 profile. */
+  fapi2?: boolean;
+  /** Runs once the IdP is up and before any instance starts (and so before their discovery). */
+  beforeStart?: (idp: TestIdp) => void;
 }
 
 /**
@@ -104,6 +108,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     accessTokenTtl: opts.accessTokenTtl ?? 300,
     ...(opts.par ? { par: opts.par } : {}),
     ...(opts.dpopNonces ? { dpopNonces: true } : {}),
+    ...(opts.fapi2 ? { fapi2: true } : {}),
     clients: [
       {
         client_id: CLIENT_ID,
@@ -120,6 +125,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     ],
   });
 
+  opts.beforeStart?.(idp);
   let offset = 0;
   const clock: TestClock = {
     now: () => Date.now() + offset,
