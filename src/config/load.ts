@@ -338,7 +338,9 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
   }
   if (method === 'private_key_jwt') {
     if (!env.BFF_CLIENT_PRIVATE_KEY) {
-      const why = setEnv.BFF_CLIENT_AUTH_METHOD ? 'BFF_CLIENT_AUTH_METHOD=private_key_jwt' : 'BFF_PROFILE=fapi2';
+      const why = setEnv.BFF_CLIENT_AUTH_METHOD
+        ? 'BFF_CLIENT_AUTH_METHOD=private_key_jwt'
+        : 'BFF_PROFILE=fapi2';
       problems.push(`BFF_CLIENT_PRIVATE_KEY: is required with ${why}`);
     } else {
       const parsedKey = parsePrivateKey(env.BFF_CLIENT_PRIVATE_KEY);
