@@ -42,6 +42,10 @@ export const demoSchema = z.object({
     .min(2, TTL_EXPECTED)
     .max(3600, TTL_EXPECTED)
     .default(60),
+  BFF_DEMO_DPOP: z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes'),
 });
 
 interface DemoServer {
@@ -124,10 +128,16 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
         post_logout_redirect_uris: [`${publicUrl}/`],
         backchannel_logout_uri: `http://127.0.0.1:${d.BFF_PORT}${MANAGEMENT_PATHS.backchannelLogout}`,
         backchannel_logout_session_required: true,
+        ...(d.BFF_DEMO_DPOP ? { dpop_bound_access_tokens: true } : {}),
       },
     ],
   });
-  const api = await startDemoApi({ port: d.BFF_DEMO_API_PORT, issuer: idp.issuer, audience });
+  const api = await startDemoApi({
+    port: d.BFF_DEMO_API_PORT,
+    issuer: idp.issuer,
+    audience,
+    dpop: d.BFF_DEMO_DPOP,
+  });
 
   const config = loadConfig({
     BFF_LOG_LEVEL: 'warn',
@@ -145,6 +155,7 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
     BFF_ROUTES: JSON.stringify([{ path: '/api', target: api.url }]),
     BFF_STATIC_DIR: fileURLToPath(new URL('./spa/', import.meta.url)),
     BFF_SPA_DEV_SERVER: undefined,
+    BFF_DPOP: d.BFF_DEMO_DPOP ? 'true' : undefined,
   });
   const coatcheck = await startCoatcheck(config).catch(async (err: NodeJS.ErrnoException) => {
     await Promise.all([api.close(), idp.close()]);
@@ -162,6 +173,9 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
       '',
       `  identity provider ${idp.issuer}, API ${api.url}, sessions in ${config.store.kind === 'redis' ? 'Redis' : 'memory'}`,
       `  access tokens live ${d.BFF_DEMO_TOKEN_TTL}s, so refreshes happen while you watch. Ctrl-C stops.`,
+      ...(d.BFF_DEMO_DPOP
+        ? ['  DPoP is on: tokens are bound to a per-session key, and the API checks every proof.']
+        : []),
       '',
       '',
     ].join('\n'),
