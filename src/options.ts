@@ -73,6 +73,8 @@ export interface BffOptions {
   readonly loginResources?: boolean;
   /** The acr_values a login (step-up) may ask for; any other is refused with 400. */
   readonly allowedAcrValues?: string | readonly string[];
+  /** 'fapi2': enforce the FAPI 2.0 Security Profile's client requirements (see the README). */
+  readonly profile?: 'fapi2';
 
   // HTTP
   readonly trustProxy?: boolean | number | string;

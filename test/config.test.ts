@@ -418,7 +418,7 @@ describe('unknown BFF_* names', () => {
       BFF_DEMO_PORT: '1',
     });
     expect(c.warnings).toEqual([
-      'BFF_DEMO_PORT: is not a coatcheck variable and is ignored; did you mean BFF_DEMO_IDP_PORT?',
+      'BFF_DEMO_PORT: is not a coatcheck variable and is ignored; did you mean BFF_DEMO_DPOP?',
       'BFF_SESION_SECRET: is not a coatcheck variable and is ignored; did you mean BFF_SESSION_SECRET?',
       'BFF_SESSION_IDLE_TIMOUT: is not a coatcheck variable and is ignored; did you mean BFF_SESSION_IDLE_TIMEOUT?',
     ]);

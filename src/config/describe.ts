@@ -35,6 +35,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     scopes: config.scopes.join(' '),
     authParams: Object.keys(config.authParams),
     userinfo: config.userinfo,
+    profile: config.profile,
     store: describeStore(config.store),
     routes: config.routes.map((r) => `${r.path} -> ${shown(r.target)}`),
     trustProxy: config.trustProxy,

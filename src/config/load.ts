@@ -2,7 +2,9 @@ import { createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MANAGEMENT_PATHS } from '../http/management-paths.js';
+import type { Profile } from '../oidc/fapi.js';
 import { unknownNameWarnings } from './names.js';
+import { applyProfile, fapi2ClientKey } from './profile.js';
 import { envSchema, type RouteConfig } from './schema.js';
 
 /** A private key as the operator gave it, its format detected once here. */
@@ -72,6 +74,8 @@ export interface Config {
   readonly loginResources: readonly string[];
   /** RFC 9449: tokens bound to a per-session key, with proofs on every token request and API call. */
   readonly dpop: { readonly alg: DpopAlg } | undefined;
+  /** BFF_PROFILE: a security profile whose requirements were enforced at start-up and apply at run time. */
+  readonly profile: Profile | undefined;
   readonly store: RedisStoreConfig | { readonly kind: 'memory' };
   readonly sessionSecrets: readonly string[];
   readonly routes: readonly RouteConfig[];
@@ -305,13 +309,13 @@ function redisStoreConfig(e: ReturnType<typeof envSchema.parse>): RedisStoreConf
  * Empty variables count as unset, so `FOO=` in an env file means "use the default".
  */
 export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
-  const env: Record<string, string> = {};
+  const setEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(rawEnv)) {
     if (!k.startsWith('BFF_') || v === undefined) continue;
     if (v === '' && k !== 'BFF_AUTH_PARAMS') continue;
-    env[k] = v;
+    setEnv[k] = v;
   }
-  return configFromVariables(env, { warnings: unknownNameWarnings(env), nodeEnv: rawEnv.NODE_ENV });
+  return configFromVariables(setEnv, { warnings: unknownNameWarnings(setEnv), nodeEnv: rawEnv.NODE_ENV });
 }
 
 /**
@@ -319,11 +323,14 @@ export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
  * (options.ts): settings keyed by their variable names, in the environment's text form.
  */
 export function configFromVariables(
-  env: Record<string, string>,
+  setEnv: Record<string, string>,
   context: { readonly warnings: readonly string[]; readonly nodeEnv: string | undefined },
 ): Config {
-  const warnings = [...context.warnings];
-  const problems: string[] = [];
+  // A profile's defaults first, so what it implies is validated like what was set.
+  const profiled = applyProfile(setEnv);
+  const env = profiled.env;
+  const warnings = [...context.warnings, ...profiled.warnings];
+  const problems: string[] = [...profiled.problems];
   for (const [name, value] of Object.entries(env)) {
     if (PLACEHOLDERS.some((p) => p.test(value))) {
       problems.push(`${name}: still has the placeholder from the example configuration; set your own value`);
@@ -346,11 +353,16 @@ export function configFromVariables(
   }
   if (method === 'private_key_jwt') {
     if (!env.BFF_CLIENT_PRIVATE_KEY) {
-      problems.push('BFF_CLIENT_PRIVATE_KEY: is required with BFF_CLIENT_AUTH_METHOD=private_key_jwt');
+      const why = setEnv.BFF_CLIENT_AUTH_METHOD
+        ? 'BFF_CLIENT_AUTH_METHOD=private_key_jwt'
+        : 'BFF_PROFILE=fapi2';
+      problems.push(`BFF_CLIENT_PRIVATE_KEY: is required with ${why}`);
     } else {
       const parsedKey = parsePrivateKey(env.BFF_CLIENT_PRIVATE_KEY);
-      if (typeof parsedKey === 'string') problems.push(`BFF_CLIENT_PRIVATE_KEY: ${parsedKey}`);
-      else privateKeyAuth = parsedKey;
+      const profileKey =
+        typeof parsedKey === 'string' ? parsedKey : fapi2ClientKey(setEnv.BFF_PROFILE as Profile, parsedKey);
+      if (typeof profileKey === 'string') problems.push(`BFF_CLIENT_PRIVATE_KEY: ${profileKey}`);
+      else privateKeyAuth = profileKey;
     }
   }
   if ((env.BFF_SESSION_STORE ?? 'redis') === 'redis') problems.push(...redisTopologyProblems(env));
@@ -428,6 +440,7 @@ export function configFromVariables(
       ? [...new Set(e.BFF_ROUTES.flatMap((r) => (r.resource === undefined ? [] : [r.resource])))]
       : [],
     dpop: e.BFF_DPOP ? { alg: e.BFF_DPOP_ALG } : undefined,
+    profile: e.BFF_PROFILE,
     store: e.BFF_SESSION_STORE === 'memory' ? { kind: 'memory' } : redisStoreConfig(e),
     sessionSecrets: e.BFF_SESSION_SECRET,
     routes: e.BFF_ROUTES,

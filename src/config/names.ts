@@ -1,7 +1,12 @@
 import { envSchema } from './schema.js';
 
 /** Read by demo mode only (src/demo/run.ts). */
-export const DEMO_ONLY_NAMES = ['BFF_DEMO_IDP_PORT', 'BFF_DEMO_API_PORT', 'BFF_DEMO_TOKEN_TTL'] as const;
+export const DEMO_ONLY_NAMES = [
+  'BFF_DEMO_IDP_PORT',
+  'BFF_DEMO_API_PORT',
+  'BFF_DEMO_TOKEN_TTL',
+  'BFF_DEMO_DPOP',
+] as const;
 
 /**
  * The production variables demo mode reads too: where it listens, where it keeps sessions, how it logs,

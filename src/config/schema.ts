@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MANAGEMENT_BASE_PATH, isManagementPath } from '../http/management-paths.js';
 import { DPOP_ALGS } from '../oidc/dpop-algs.js';
+import { PROFILES } from '../oidc/fapi.js';
 
 /** zod 4 runs refinements even after a failed .url(), so they must not assume the value parses. */
 function urlOf(value: string): URL | undefined {
@@ -214,6 +215,7 @@ export const envSchema = z.object({
   BFF_DPOP_ALG: z.enum(DPOP_ALGS, { message: `must be one of ${DPOP_ALGS.join(', ')}` }).default('ES256'),
   BFF_LOGIN_RESOURCES: boolFromEnv.default(false),
   BFF_PAR: z.enum(['off', 'auto', 'required'], { message: 'must be off, auto or required' }).default('off'),
+  BFF_PROFILE: z.enum(PROFILES, { message: `must be ${PROFILES.join(', ')}, or unset for none` }).optional(),
   BFF_REDIS_URL: z
     .string()
     .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL')

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import { createDpopVerifier } from './dpop-verifier.js';
 
 export interface DemoApi {
   readonly url: string;
@@ -16,6 +17,8 @@ export async function startDemoApi(opts: {
   issuer: string;
   audience: string;
   audiences?: Readonly<Record<string, string>>;
+  /** Accept only DPoP-bound tokens with a valid proof (RFC 9449 §7), never a bearer token. */
+  dpop?: boolean;
 }): Promise<DemoApi> {
   const audienceFor = (url = '/'): string => {
     for (const [prefix, audience] of Object.entries(opts.audiences ?? {})) {
@@ -24,12 +27,66 @@ export async function startDemoApi(opts: {
     return opts.audience;
   };
   const jwks = createRemoteJWKSet(new URL(`${opts.issuer}/jwks`));
+  const verifyAccessToken = async (token: string, url?: string): Promise<JWTPayload> =>
+    (await jwtVerify(token, jwks, { issuer: opts.issuer, audience: audienceFor(url) })).payload;
+  // One verifier, so jti replay is tracked across paths; the path's own audience is checked after it.
+  const anyAudience = [opts.audience, ...Object.values(opts.audiences ?? {})];
+  const verifyDpop = createDpopVerifier({
+    verifyAccessToken: async (token) =>
+      (await jwtVerify(token, jwks, { issuer: opts.issuer, audience: anyAudience })).payload,
+  });
+  const forPath = (payload: JWTPayload, url?: string): boolean =>
+    [payload.aud].flat().includes(audienceFor(url));
+  let origin = '';
   const server: Server = createServer((req, res) => {
     const send = (status: number, body: unknown, extra: Record<string, string> = {}): void => {
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...extra });
       res.end(JSON.stringify(body));
     };
+    const answer = (token: string, payload: JWTPayload, boundTo?: string): void => {
+      const now = Math.floor(Date.now() / 1000);
+      send(200, {
+        message: 'Hello from the demo API. This token was verified against the IdP’s keys.',
+        path: req.url,
+        token: {
+          subject: payload.sub,
+          issuer: payload.iss,
+          audience: payload.aud,
+          clientId: payload.client_id,
+          tokenId: payload.jti,
+          algorithm: decodeProtectedHeader(token).alg,
+          issuedAt: new Date(payload.iat! * 1000).toISOString(),
+          expiresAt: new Date(payload.exp! * 1000).toISOString(),
+          expiresIn: payload.exp! - now,
+          ...(boundTo ? { dpopKeyThumbprint: boundTo } : {}),
+        },
+      });
+    };
     const auth = req.headers.authorization ?? '';
+    if (opts.dpop) {
+      const path = (req.url ?? '/').split('?')[0]!;
+      void verifyDpop({
+        method: req.method ?? 'GET',
+        htu: `${origin}${path}`,
+        authorization: req.headers.authorization,
+        proof: req.headers.dpop,
+      }).then((verdict) =>
+        verdict.ok && !forPath(verdict.accessToken, req.url)
+          ? send(
+              401,
+              { error: 'invalid_token', message: 'The token is for another audience.' },
+              { 'www-authenticate': 'DPoP error="invalid_token"' },
+            )
+          : verdict.ok
+            ? answer(auth.slice(5), verdict.accessToken, verdict.jkt)
+            : send(
+                401,
+                { error: 'invalid_token', message: `DPoP refused: ${verdict.reason}` },
+                { 'www-authenticate': verdict.challenge ?? 'DPoP error="invalid_token"' },
+              ),
+      );
+      return;
+    }
     if (!auth.startsWith('Bearer ')) {
       return send(
         401,
@@ -37,25 +94,8 @@ export async function startDemoApi(opts: {
         { 'www-authenticate': 'Bearer' },
       );
     }
-    jwtVerify(auth.slice(7), jwks, { issuer: opts.issuer, audience: audienceFor(req.url) }).then(
-      ({ payload, protectedHeader }) => {
-        const now = Math.floor(Date.now() / 1000);
-        send(200, {
-          message: 'Hello from the demo API. This token was verified against the IdP’s keys.',
-          path: req.url,
-          token: {
-            subject: payload.sub,
-            issuer: payload.iss,
-            audience: payload.aud,
-            clientId: payload.client_id,
-            tokenId: payload.jti,
-            algorithm: protectedHeader.alg,
-            issuedAt: new Date(payload.iat! * 1000).toISOString(),
-            expiresAt: new Date(payload.exp! * 1000).toISOString(),
-            expiresIn: payload.exp! - now,
-          },
-        });
-      },
+    verifyAccessToken(auth.slice(7), req.url).then(
+      (payload) => answer(auth.slice(7), payload),
       (err: Error) =>
         send(
           401,
@@ -69,8 +109,9 @@ export async function startDemoApi(opts: {
     server.listen(opts.port, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as { port: number };
+  origin = `http://127.0.0.1:${port}`;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: origin,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

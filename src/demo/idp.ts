@@ -54,6 +54,8 @@ export interface IdpOptions {
    * value this IdP offers, else the first it offers. Tests make it answer with a weaker one.
    */
   readonly loginAcr?: (requested: readonly string[]) => string | undefined;
+  /** oidc-provider's FAPI 2.0 profile, with PS256 and ES256 keys beside the signing key; access tokens PS256. */
+  readonly fapi2?: boolean;
 }
 
 export interface Idp {
@@ -73,6 +75,16 @@ export interface Idp {
 async function newSigningKey(): Promise<JWK> {
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   return { ...(await exportJWK(privateKey)), kid: 'demo-1', alg: 'RS256', use: 'sig' };
+}
+
+/** Keys for the algorithms FAPI 2.0 allows, so a client can be registered for either. */
+async function fapi2Keys(): Promise<JWK[]> {
+  return Promise.all(
+    (['PS256', 'ES256'] as const).map(async (alg) => {
+      const { privateKey } = await generateKeyPair(alg, { extractable: true });
+      return { ...(await exportJWK(privateKey)), kid: `demo-${alg}`, alg, use: 'sig' };
+    }),
+  );
 }
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
@@ -141,7 +153,7 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
   const configuration: Configuration = {
     adapter: unboundedMemoryAdapter(),
     clients: options.clients,
-    jwks: { keys: [jwk] },
+    jwks: { keys: options.fapi2 ? [jwk, ...(await fapi2Keys())] : [jwk] },
     cookies: { keys: ['coatcheck-demo-idp-cookie-key-0001'] },
     pkce: { required: () => true },
     enabledJWA: { dPoPSigningAlgValues: ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA', 'Ed25519'] },
@@ -199,6 +211,7 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
         },
       },
       backchannelLogout: { enabled: true },
+      fapi: { enabled: Boolean(options.fapi2), profile: '2.0' },
       dPoP: {
         enabled: true,
         ...(options.dpopNonces ? { nonceSecret: randomBytes(32), requireNonce: () => true } : {}),
@@ -235,7 +248,7 @@ export async function startIdp(options: IdpOptions): Promise<Idp> {
             audience: resource,
             accessTokenTTL: accessTokenTtl,
             accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: 'RS256' } },
+            jwt: { sign: { alg: options.fapi2 ? 'PS256' : 'RS256' } },
           };
         },
       },

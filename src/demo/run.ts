@@ -42,6 +42,10 @@ export const demoSchema = z.object({
     .min(2, TTL_EXPECTED)
     .max(3600, TTL_EXPECTED)
     .default(60),
+  BFF_DEMO_DPOP: z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes'),
 });
 
 interface DemoServer {
@@ -127,6 +131,7 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
         post_logout_redirect_uris: [`${publicUrl}/`],
         backchannel_logout_uri: `http://127.0.0.1:${d.BFF_PORT}${MANAGEMENT_PATHS.backchannelLogout}`,
         backchannel_logout_session_required: true,
+        ...(d.BFF_DEMO_DPOP ? { dpop_bound_access_tokens: true } : {}),
       },
     ],
   });
@@ -135,6 +140,7 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
     issuer: idp.issuer,
     audience,
     audiences: { '/reports': reportsAudience },
+    dpop: d.BFF_DEMO_DPOP,
   });
 
   const config = loadConfig({
@@ -156,6 +162,7 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
     ]),
     BFF_STATIC_DIR: fileURLToPath(new URL('./spa/', import.meta.url)),
     BFF_SPA_DEV_SERVER: undefined,
+    BFF_DPOP: d.BFF_DEMO_DPOP ? 'true' : undefined,
   });
   const coatcheck = await startCoatcheck(config).catch(async (err: NodeJS.ErrnoException) => {
     await Promise.all([api.close(), idp.close()]);
@@ -173,6 +180,9 @@ export async function runDemo(env: Record<string, string | undefined>): Promise<
       '',
       `  identity provider ${idp.issuer}, API ${api.url}, sessions in ${config.store.kind === 'redis' ? 'Redis' : 'memory'}`,
       `  access tokens live ${d.BFF_DEMO_TOKEN_TTL}s, so refreshes happen while you watch. Ctrl-C stops.`,
+      ...(d.BFF_DEMO_DPOP
+        ? ['  DPoP is on: tokens are bound to a per-session key, and the API checks every proof.']
+        : []),
       '',
       '',
     ].join('\n'),

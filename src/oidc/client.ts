@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { IdpEndpoint, Metrics } from '../metrics.js';
 import { NOOP_TRACER, type Tracer } from '../tracing/tracer.js';
 import { describeIdpError, mapOidcError } from './errors.js';
+import { fapi2IdpProblems, idTokenAlgorithms } from './fapi.js';
 import { createIdTokenVerifier, signingAlgorithms, type IdTokenVerifier } from './id-token.js';
 import { capturingFetch } from './response-capture.js';
 
@@ -35,6 +36,7 @@ export interface OidcSettings {
   readonly par: ParMode;
   readonly loginResources: Config['loginResources'];
   readonly dpop: Config['dpop'];
+  readonly profile: Config['profile'];
 }
 
 /** Picks the OIDC settings out of a validated config; the config is deep-frozen, so is this. */
@@ -52,6 +54,7 @@ export function oidcSettings(config: Config): OidcSettings {
     par: config.par,
     loginResources: config.loginResources,
     dpop: config.dpop,
+    profile: config.profile,
   });
 }
 
@@ -66,7 +69,8 @@ export interface OidcClient {
   metadataLoaded(): boolean;
   /**
    * Why this IdP cannot serve this configuration although it answers, or undefined: with
-   * BFF_PAR=required, metadata without a PAR endpoint. Login and /readyz answer 503 meanwhile.
+   * BFF_PAR=required, metadata without a PAR endpoint; with BFF_PROFILE=fapi2, metadata without
+   * RFC 9207 iss support or a FAPI 2.0 ID token algorithm. Login and /readyz answer 503 meanwhile.
    */
   unsuitable(): string | undefined;
   /**
@@ -189,21 +193,28 @@ export function createOidcClient(
     configuration.timeout = IDP_TIMEOUT_S;
     configuration[client.customFetch] = (url, options) => capturingFetch(url, options as RequestInit);
     const server = configuration.serverMetadata();
+    const algorithms = idTokenAlgorithms(
+      cfg.profile,
+      signingAlgorithms(
+        server.id_token_signing_alg_values_supported,
+        configuration.clientMetadata().id_token_signed_response_alg,
+      ),
+    );
     verifier = server.jwks_uri
       ? createIdTokenVerifier({
           jwksUri: new URL(server.jwks_uri),
-          algorithms: signingAlgorithms(
-            server.id_token_signing_alg_values_supported,
-            configuration.clientMetadata().id_token_signed_response_alg,
-          ),
+          algorithms,
           fetchJwks: (uri) => timed('jwks', () => fetchJwks(uri, cfg.allowInsecureIssuer)),
         })
       : undefined;
     discovered = true;
     log.info({ issuer: cfg.issuer }, 'identity provider metadata loaded');
-    problem =
-      cfg.par === 'required' && !server.pushed_authorization_request_endpoint ? NO_PAR_ENDPOINT : undefined;
-    if (problem) log.error({ issuer: cfg.issuer }, problem);
+    const problems = [
+      ...(cfg.par === 'required' && !server.pushed_authorization_request_endpoint ? [NO_PAR_ENDPOINT] : []),
+      ...(cfg.profile === 'fapi2' ? fapi2IdpProblems(server, algorithms) : []),
+    ];
+    for (const p of problems) log.error({ issuer: cfg.issuer }, p);
+    problem = problems.length ? problems.join('; ') : undefined;
     return configuration;
   }
 

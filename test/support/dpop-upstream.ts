@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
+import { createDpopVerifier } from '../../src/demo/dpop-verifier.js';
 
 /** What a proof-checking API saw: every refusal with its reason, and every call it served. */
 export interface DpopUpstreamLog {
@@ -28,57 +29,38 @@ export async function startDpopUpstream(
   opts: { nonces?: boolean } = {},
 ): Promise<DpopUpstream> {
   const log: DpopUpstreamLog = { served: [], refused: [], challenges: 0 };
-  const seenJti = new Set<string>();
   let nonce = randomBytes(16).toString('base64url');
   let url = '';
 
+  const verify = createDpopVerifier({
+    verifyAccessToken,
+    ...(opts.nonces ? { nonce: () => nonce } : {}),
+  });
+
   const server: Server = createServer((req, res) => {
-    const refuse = (reason: string, extra: Record<string, string> = {}) => {
-      log.refused.push(reason);
-      res.writeHead(401, { 'content-type': 'application/json', ...extra });
-      res.end(JSON.stringify({ refused: reason }));
-    };
     void (async () => {
       // The request body, whole, before answering: a challenged POST must not leave it half read.
       for await (const _ of req);
-      const auth = req.headers.authorization ?? '';
-      const proof = req.headers.dpop;
-      if (!auth.startsWith('DPoP ')) return refuse('not a DPoP token', { 'www-authenticate': 'DPoP' });
-      if (typeof proof !== 'string') return refuse('no proof', { 'www-authenticate': 'DPoP' });
-      const token = auth.slice(5);
-      let claims: JWTPayload;
-      let jkt: string;
-      try {
-        const header = decodeProtectedHeader(proof);
-        const verified = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', maxTokenAge: 60 });
-        claims = verified.payload;
-        jkt = await calculateJwkThumbprint(header.jwk!);
-      } catch (err) {
-        return refuse(`bad proof: ${(err as Error).message}`);
-      }
       const path = (req.url ?? '/').split('?')[0]!;
-      if (claims.htm !== req.method) return refuse(`htm ${String(claims.htm)}`);
-      if (claims.htu !== `${url}${path}`) return refuse(`htu ${String(claims.htu)}`);
-      if (claims.ath !== createHash('sha256').update(token).digest('base64url')) return refuse('ath');
-      if (typeof claims.jti !== 'string' || seenJti.has(claims.jti)) return refuse('jti replayed');
-      seenJti.add(claims.jti);
-      if (opts.nonces && claims.nonce !== nonce) {
-        log.challenges++;
-        return refuse('nonce', {
-          'www-authenticate':
-            'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"',
-          'dpop-nonce': nonce,
+      const verdict = await verify({
+        method: req.method!,
+        htu: `${url}${path}`,
+        authorization: req.headers.authorization,
+        proof: req.headers.dpop,
+      });
+      if (!verdict.ok) {
+        log.refused.push(verdict.reason);
+        if (verdict.nonce) log.challenges++;
+        res.writeHead(401, {
+          'content-type': 'application/json',
+          ...(verdict.challenge ? { 'www-authenticate': verdict.challenge } : {}),
+          ...(verdict.nonce ? { 'dpop-nonce': verdict.nonce } : {}),
         });
+        res.end(JSON.stringify({ refused: verdict.reason }));
+        return;
       }
-      let at: JWTPayload;
-      try {
-        at = await verifyAccessToken(token);
-      } catch (err) {
-        return refuse(`bad access token: ${(err as Error).message}`);
-      }
-      const cnf = at.cnf as { jkt?: string } | undefined;
-      if (cnf?.jkt !== jkt) return refuse('cnf.jkt does not match the proof key');
-      log.served.push({ method: req.method!, path, sub: at.sub, jkt });
+      const at = verdict.accessToken;
+      log.served.push({ method: req.method!, path, sub: at.sub, jkt: verdict.jkt });
       res.writeHead(200, {
         'content-type': 'application/json',
         ...(opts.nonces ? { 'dpop-nonce': nonce } : {}),

@@ -86,6 +86,10 @@ export interface StackOptions {
   tracing?: TracingSettings;
   /** The IdP's acr values and the acr its sign-ins get (step-up tests). */
   idp?: Pick<IdpOptions, 'acrValues' | 'loginAcr'>;
+  /** The IdP runs oidc-provider's FAPI 2.0 profile. */
+  fapi2?: boolean;
+  /** Runs once the IdP is up and before any instance starts (and so before their discovery). */
+  beforeStart?: (idp: TestIdp) => void;
 }
 
 /**
@@ -112,6 +116,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     ...(opts.dpopNonces ? { dpopNonces: true } : {}),
     ...(opts.resources ? { resources: opts.resources } : {}),
     ...opts.idp,
+    ...(opts.fapi2 ? { fapi2: true } : {}),
     clients: [
       {
         client_id: CLIENT_ID,
@@ -128,6 +133,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     ],
   });
 
+  opts.beforeStart?.(idp);
   let offset = 0;
   const clock: TestClock = {
     now: () => Date.now() + offset,
