@@ -20,6 +20,7 @@ export const ERRORS = {
   unauthenticated: { status: 401, message: `No valid session. Log in at ${MANAGEMENT_PATHS.login}.` },
   session_expired: { status: 401, message: 'The session has ended. Log in again.' },
   csrf_header_missing: { status: 403, message: 'This endpoint requires the header X-CSRF: 1.' },
+  origin_not_allowed: { status: 403, message: 'A WebSocket must be opened from this app’s own origin.' },
   not_found: { status: 404, message: 'Not found.' },
   method_not_allowed: {
     status: 405,

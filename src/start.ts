@@ -9,6 +9,7 @@ import { Metrics } from './metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { createOidcClient, oidcSettings } from './oidc/client.js';
 import { attachDevServerUpgrades } from './proxy/dev-server.js';
+import { attachWebSocketProxy } from './proxy/websocket.js';
 import { createHttpServer, drain, listenOn } from './server.js';
 import { MemorySessionStore } from './session/memory-store.js';
 import { connectionProblems } from './session/redis-connection.js';
@@ -146,6 +147,7 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
   }
   const server = createHttpServer(app, config.headersTimeoutMs);
   const upgrades = config.spaDevServer ? attachDevServerUpgrades(server, config, log) : undefined;
+  const webSockets = attachWebSocketProxy(server, context, { othersHandled: upgrades !== undefined });
   let port: number;
   try {
     port = await listenOn(server, config.port, config.host);
@@ -165,6 +167,7 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
       server.closeAllConnections();
       server.close();
       upgrades?.close();
+      webSockets.close();
       await context.upstream.close();
       if (ownsStore) await store.close();
       await tracer.shutdown();
@@ -178,6 +181,7 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
     markStopping(context);
     log.info('shutting down: draining in-flight requests');
     upgrades?.close();
+    webSockets.close();
     await drain(server, graceMs, log);
     await context.upstream.close();
     if (ownsStore) await store.close();
