@@ -201,6 +201,22 @@ test('a back-channel logout from the IdP closes the socket', async () => {
   await stays.closed;
 });
 
+test('a refresh the IdP refuses (invalid_grant) on the other instance closes the socket', async () => {
+  const alice = await loggedIn(stack.bffs[0]!);
+  const client = opened(await open(stack.bffs[0]!, alice));
+  const session = (await stack.sessionOf(alice))!;
+  const rt = await stack.idp.provider.RefreshToken.find(session.tokens.refreshToken!);
+  await (await stack.idp.provider.Grant.find(rt!.grantId!))!.destroy();
+  const { sessions } = stack.bffs[0]!.app.context;
+  expect(await sessions.writeTokens(session, session.version, { ...session.tokens, refreshAt: 0 })).toBe(
+    true,
+  );
+
+  const call = await alice.go(`${stack.bffs[1]!.url}/api/anything`, { headers: csrf });
+  expect(JSON.parse(call.text)).toMatchObject({ error: 'session_expired' });
+  expect(await client.closed).toMatchObject({ code: 4401, reason: 'session ended' });
+});
+
 test('at the idle timeout the socket’s own timer closes it; BFF_UPSTREAM_TIMEOUT never cut it before', async () => {
   const alice = await loggedIn(stack.bffs[0]!);
   const opening = performance.now();
