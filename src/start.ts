@@ -147,7 +147,10 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
   }
   const server = createHttpServer(app, config.headersTimeoutMs);
   const upgrades = config.spaDevServer ? attachDevServerUpgrades(server, config, log) : undefined;
-  const webSockets = attachWebSocketProxy(server, context, { othersHandled: upgrades !== undefined });
+  const webSockets = attachWebSocketProxy(server, context, {
+    othersHandled: upgrades !== undefined,
+    serve: app,
+  });
   let port: number;
   try {
     port = await listenOn(server, config.port, config.host);

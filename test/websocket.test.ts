@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import type { Browser } from './support/browser.js';
@@ -253,4 +253,44 @@ test('a session due for refresh is refreshed before the handshake, which carries
   expect(server.headers.authorization).not.toBe(`Bearer ${before.tokens.accessToken}`);
   client.ws.close();
   await client.closed;
+});
+
+/** A plain request that asks for another protocol, as `curl --http2 http://…` does (h2c). */
+function askingForH2c(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      headers: {
+        connection: 'Upgrade, HTTP2-Settings',
+        upgrade: 'h2c',
+        'http2-settings': 'AAMAAABkAAQCAAAAAAIAAAAA',
+        ...headers,
+      },
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('upgrade', () => reject(new Error('upgraded')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('a request asking for another upgrade (h2c) is served as plain HTTP, as without WebSocket support', async () => {
+  expect(await askingForH2c(`${stack.bffs[0]!.url}/healthz`)).toEqual({
+    status: 200,
+    body: '{"status":"ok"}',
+  });
+  const alice = await loggedIn(stack.bffs[0]!);
+  const cookie = await alice.jar.getCookieString(stack.bffs[0]!.url);
+  // An API call, proxied as any: the upstream's plain-HTTP answer comes back.
+  expect(await askingForH2c(`${stack.bffs[0]!.url}/api/plain`, { ...csrf, cookie })).toEqual({
+    status: 426,
+    body: 'WebSocket only',
+  });
+  expect((await askingForH2c(`${stack.bffs[0]!.url}/api/plain`, { cookie })).status).toBe(403);
 });

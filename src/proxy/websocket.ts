@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { request as httpRequest, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import {
+  request as httpRequest,
+  ServerResponse,
+  STATUS_CODES,
+  type IncomingMessage,
+  type Server,
+} from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -32,6 +38,8 @@ const HOP_BY_HOP = new Set([
 export interface WebSocketProxyOptions {
   /** Another upgrade handler (the dev server's) takes upgrades outside the API routes. */
   readonly othersHandled: boolean;
+  /** The request listener, for requests that ask for another upgrade (h2c) or none of ours. */
+  readonly serve: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 /**
@@ -68,9 +76,6 @@ export function attachWebSocketProxy(
     requestId: string,
   ): Promise<number> {
     if (req.method !== 'GET') throw new BffError('method_not_allowed');
-    if (req.headers.upgrade?.toLowerCase() !== 'websocket') {
-      throw new BffError('invalid_request', { message: 'API routes upgrade to WebSocket only.' });
-    }
     if (!isSafePath(path)) throw new BffError('invalid_path');
     if (req.headers.origin !== publicOrigin) throw new BffError('origin_not_allowed');
     const begun = openSockets.begin();
@@ -166,10 +171,9 @@ export function attachWebSocketProxy(
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = facts.pathBelowBase(req.url ?? '/');
     const found = path === undefined ? undefined : match(path);
-    if (!found || path === undefined) {
-      if (options.othersHandled) return;
-      socket.on('error', () => socket.destroy());
-      refuse(socket, 404, new BffError('not_found').toJSON());
+    const webSocket = req.headers.upgrade?.toLowerCase() === 'websocket';
+    if (!found || path === undefined || !webSocket) {
+      if (found || !options.othersHandled) answerAsHttp(req, socket, head, options.serve);
       return;
     }
     socket.on('error', () => socket.destroy());
@@ -287,6 +291,37 @@ function passRefusal(response: IncomingMessage, socket: Duplex): void {
   socket.write(`${lines.join('\r\n')}\r\n\r\n`);
   response.pipe(socket);
   response.on('error', () => socket.destroy());
+}
+
+/**
+ * Once an 'upgrade' listener exists, Node hands it every request with an Upgrade header. One that is
+ * not a WebSocket to an API route (curl --http2 asks for h2c, say) is served as it was before there
+ * was a listener: as plain HTTP, by the app, on a connection that then closes. Node has already
+ * stopped parsing that connection, so a request body could not be read: such a request gets 400.
+ */
+function answerAsHttp(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  serve: (req: IncomingMessage, res: ServerResponse) => void,
+): void {
+  socket.on('error', () => socket.destroy());
+  const length = req.headers['content-length'];
+  if (head.length || req.headers['transfer-encoding'] || (length !== undefined && length !== '0')) {
+    const e = new BffError('invalid_request', {
+      message: 'A request asking for an upgrade cannot have a body.',
+    });
+    refuse(socket, e.status, e.toJSON());
+    return;
+  }
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as Socket);
+  res.on('finish', () => {
+    res.detachSocket(socket as Socket);
+    socket.end();
+  });
+  serve(req, res);
 }
 
 /** A refusal written on the raw socket, as JSON {error, message}; nothing is upgraded. */
