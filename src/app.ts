@@ -30,6 +30,8 @@ import { SessionCache } from './session/cache.js';
 import type { HostSession } from './session/host-session.js';
 import { TokenRefresher, type RefreshHooks } from './session/refresh.js';
 import { measuredStore } from './session/measured-store.js';
+import { OpenSockets } from './session/open-sockets.js';
+import { sessionChangeFeed } from './session/open-sockets-feed.js';
 import { Sessions } from './session/sessions.js';
 import type { SessionStore } from './session/store.js';
 import { NOOP_TRACER, type Tracer } from './tracing/tracer.js';
@@ -68,7 +70,8 @@ export function createApp(config: Config, deps: AppDeps): App {
   const now = deps.now ?? Date.now;
   const metrics = deps.metrics ?? new Metrics();
   const tracer = deps.tracer ?? NOOP_TRACER;
-  const sessions = new Sessions(measuredStore(deps.store, metrics), {
+  const changes = sessionChangeFeed(deps.store);
+  const sessions = new Sessions(measuredStore(changes.store, metrics), {
     idleMs: config.idleTimeoutMs,
     absoluteMs: config.absoluteTimeoutMs,
   });
@@ -92,6 +95,13 @@ export function createApp(config: Config, deps: AppDeps): App {
     sessions,
     refresher,
     dpopNonces: new DpopNonces(),
+    openSockets: new OpenSockets({
+      sessions,
+      feed: changes.feed,
+      idleMs: config.idleTimeoutMs,
+      now,
+      log: deps.log,
+    }),
     sessionCache:
       config.sessionCacheTtlMs > 0 && deps.store.invalidations
         ? new SessionCache(

@@ -8,6 +8,7 @@ import type { Metrics } from './metrics.js';
 import type { OidcClient } from './oidc/client.js';
 import type { SessionCache } from './session/cache.js';
 import type { HostSession } from './session/host-session.js';
+import type { OpenSockets } from './session/open-sockets.js';
 import type { TokenRefresher } from './session/refresh.js';
 import type { Sessions } from './session/sessions.js';
 import type { Tracer } from './tracing/tracer.js';
@@ -27,6 +28,8 @@ export interface AppContext {
   readonly sessionCache: SessionCache | undefined;
   /** The DPoP nonces upstreams sent, by origin (RFC 9449 §9). */
   readonly dpopNonces: DpopNonces;
+  /** The WebSockets open in this process, by session, closed when their session ends (src/proxy/websocket.ts). */
+  readonly openSockets: OpenSockets;
   readonly upstream: Dispatcher;
   readonly log: Logger;
   /** The per-request lines only: the same stream, no redaction (see createAccessLogger). */

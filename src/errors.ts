@@ -28,6 +28,7 @@ export const ERRORS = {
     message: 'The API asks for a stronger or more recent sign-in. Sign in again at loginUrl.',
   },
   csrf_header_missing: { status: 403, message: 'This endpoint requires the header X-CSRF: 1.' },
+  origin_not_allowed: { status: 403, message: 'A WebSocket must be opened from this app’s own origin.' },
   not_found: { status: 404, message: 'Not found.' },
   method_not_allowed: {
     status: 405,

@@ -6,6 +6,7 @@ import type { AppContext } from './context.js';
 import { markStopping } from './endpoints/health.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { attachDevServerUpgrades } from './proxy/dev-server.js';
+import { attachWebSocketProxy } from './proxy/websocket.js';
 import { createHttpServer, drain, listenOn } from './server.js';
 import type { SessionStore } from './session/store.js';
 
@@ -50,6 +51,10 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
   const log = context.log;
   const server = createHttpServer(app, config.headersTimeoutMs);
   const upgrades = config.spaDevServer ? attachDevServerUpgrades(server, config, log) : undefined;
+  const webSockets = attachWebSocketProxy(server, context, {
+    othersHandled: upgrades !== undefined,
+    serve: app,
+  });
   let port: number;
   try {
     port = await listenOn(server, config.port, config.host);
@@ -67,6 +72,7 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
       server.closeAllConnections();
       server.close();
       upgrades?.close();
+      webSockets.close();
       await bff.close();
       throw err;
     }
@@ -78,6 +84,7 @@ export async function startCoatcheck(config: Config, options: StartOptions = {})
     markStopping(context);
     log.info('shutting down: draining in-flight requests');
     upgrades?.close();
+    webSockets.close();
     await drain(server, graceMs, log);
     // The store last but one, and tracing last: in-flight requests used them until now.
     await bff.close();

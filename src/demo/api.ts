@@ -1,5 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import { WebSocketServer } from 'ws';
 import { createDpopVerifier } from './dpop-verifier.js';
 
 export interface DemoApi {
@@ -104,6 +106,22 @@ export async function startDemoApi(opts: {
         ),
     );
   });
+  // The handshake's token is checked as every other call's is: DPoP with its proof, or bearer.
+  const live = acceptLive(server, async (req) => {
+    const auth = req.headers.authorization ?? '';
+    if (opts.dpop) {
+      const verdict = await verifyDpop({
+        method: req.method ?? 'GET',
+        htu: `${origin}${(req.url ?? '/').split('?')[0]!}`,
+        authorization: auth,
+        proof: req.headers.dpop,
+      });
+      if (!verdict.ok || !forPath(verdict.accessToken, req.url)) throw new Error('DPoP refused');
+      return { payload: verdict.accessToken };
+    }
+    if (!auth.startsWith('Bearer ')) throw new Error('no bearer token');
+    return { payload: await verifyAccessToken(auth.slice(7), req.url) };
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, '127.0.0.1', () => resolve());
@@ -114,8 +132,52 @@ export async function startDemoApi(opts: {
     url: origin,
     close: () =>
       new Promise<void>((resolve) => {
+        live.close();
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** How often the live socket says it is still there. */
+const TICK_MS = 5000;
+
+/**
+ * GET /live as a WebSocket: the token is checked at the handshake, as any resource server would
+ * (401 without a valid one), then the socket greets with what it verified, ticks, and echoes.
+ * coatcheck closes it (4401) when the session ends; the API itself never sees a logout.
+ */
+function acceptLive(
+  server: Server,
+  verify: (req: IncomingMessage) => Promise<{ payload: { sub?: string; exp?: number } }>,
+): { close(): void } {
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const refuse = (): void => {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Length: 0\r\n\r\n');
+    };
+    if (!req.url?.startsWith('/live')) return refuse();
+    verify(req).then(({ payload }) => {
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const send = (message: object): void =>
+          ws.send(JSON.stringify({ ...message, at: new Date().toISOString() }));
+        send({
+          type: 'hello',
+          subject: payload.sub,
+          tokenExpiresAt: payload.exp ? new Date(payload.exp * 1000).toISOString() : undefined,
+        });
+        const ticking = setInterval(() => send({ type: 'tick' }), TICK_MS);
+        ws.on('message', (data) => send({ type: 'echo', text: String(data).slice(0, 200) }));
+        ws.on('close', () => clearInterval(ticking));
+        ws.on('error', () => ws.terminate());
+      });
+    }, refuse);
+  });
+  return {
+    close() {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+    },
   };
 }

@@ -43,7 +43,10 @@ export function attachDevServerUpgrades(server: Server, config: Config, log: Log
   server.on('upgrade', (req, socket: Duplex, head: Buffer) => {
     const raw = req.url ?? '/';
     // A URL outside the base path (undefined) is checked as it came.
-    const path = pathBelowBase(config.basePath, raw) ?? raw;
+    const below = pathBelowBase(config.basePath, raw);
+    const path = below ?? raw;
+    // An API route's upgrade is src/proxy/websocket.ts's.
+    if (below !== undefined && match(below)) return;
     if (!path.startsWith('/') || isManagementPath(path) || match(path)) {
       socket.destroy();
       return;

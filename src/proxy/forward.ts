@@ -134,6 +134,10 @@ export async function forward(
       : req;
   const started = performance.now();
   const { dpop } = target;
+  const eventStream = acceptsEventStream(req.headers.accept);
+  // An event stream must reach the browser event by event: compressed, it would sit in a
+  // compressor's window. Asked without Accept-Encoding, the upstream sends it as it is.
+  const requestHeaders = eventStream ? withoutAcceptEncoding(target.headers) : target.headers;
   // RFC 9449 §9: an upstream that wants a nonce says so once; a request without a body is sent again
   // with it. One with a body has been consumed, so its challenge reaches the SPA as it is.
   let challenged = false;
@@ -145,11 +149,12 @@ export async function forward(
         path: target.path,
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
         headers: dpop
-          ? { ...target.headers, dpop: dpop.proof(dpop.nonces.get(target.origin)) }
-          : target.headers,
+          ? { ...requestHeaders, dpop: dpop.proof(dpop.nonces.get(target.origin)) }
+          : requestHeaders,
         body,
         headersTimeout: target.timeoutMs,
-        bodyTimeout: target.timeoutMs,
+        // Quiet between events is what an event stream does; the client going away ends it.
+        bodyTimeout: eventStream ? 0 : target.timeoutMs,
       },
       ({ statusCode, headers }) => {
         if (dpop) {
@@ -163,7 +168,10 @@ export async function forward(
         target.metrics?.duration.observe((performance.now() - started) / 1000);
         const stepUp = statusCode === 401 ? target.stepUp?.(headers['www-authenticate']) : undefined;
         if (stepUp) return answerInstead(res, 401, stepUp);
-        res.writeHead(statusCode, downstreamResponseHeaders(headers));
+        const out = downstreamResponseHeaders(headers);
+        // Proxies in front (nginx) buffer answers unless told not to; an event stream must not wait.
+        if (isEventStream(out['content-type'])) out['x-accel-buffering'] = 'no';
+        res.writeHead(statusCode, out);
         return res;
       },
     );
@@ -192,6 +200,22 @@ export async function forward(
     }
     throw upstreamError(err);
   }
+}
+
+/** EventSource sends `Accept: text/event-stream`; a fetch() that reads a stream may too. */
+function acceptsEventStream(accept: string | undefined): boolean {
+  return accept !== undefined && accept.toLowerCase().includes('text/event-stream');
+}
+
+function isEventStream(contentType: unknown): boolean {
+  return typeof contentType === 'string' && contentType.toLowerCase().startsWith('text/event-stream');
+}
+
+function withoutAcceptEncoding(
+  headers: Record<string, string | string[]>,
+): Record<string, string | string[]> {
+  const { 'accept-encoding': _dropped, ...rest } = headers;
+  return rest;
 }
 
 const firstValue = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);

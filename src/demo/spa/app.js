@@ -237,6 +237,8 @@ $('retry').onclick = () => checkSession().catch(report);
 // Coming back to the tab is when a stale "Signed in" would mislead: check before the next click.
 const recheck = () => document.visibilityState === 'visible' && checkSession().catch(report);
 document.addEventListener('visibilitychange', recheck);
+// live.js: coatcheck closed the WebSocket because the session ended.
+document.addEventListener('coatcheck:session-check', () => checkSession().catch(report));
 window.addEventListener('focus', recheck);
 setInterval(tick, 1000);
 checkSession().catch(report);
