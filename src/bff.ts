@@ -12,6 +12,7 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { createOidcClient, oidcSettings } from './oidc/client.js';
 import { configFromOptions, type BffOptions } from './options.js';
+import { compileRoutes } from './proxy/routes.js';
 import { hasCsrfHeader } from './security/csrf.js';
 import { hostSessionFor } from './session/host-session.js';
 import { MemorySessionStore } from './session/memory-store.js';
@@ -109,6 +110,11 @@ export interface Bff {
   readonly context: AppContext;
   readonly store: SessionStore;
   readonly metrics: Metrics;
+}
+
+/** A body parser ran before the middleware (body-parser marks the request; the stream has ended). */
+function bodyAlreadyRead(req: Request): boolean {
+  return (req as { _body?: unknown })._body === true || req.readableEnded;
 }
 
 /** Validates the options once, then wires a coatcheck up. It never listens: the host does, or start.ts. */
@@ -237,11 +243,23 @@ export async function bffFromConfig(
   }
 
   const managementBase = config.basePath + MANAGEMENT_BASE_PATH;
+  const matchRoute = compileRoutes(config.routes);
   const middleware: RequestHandler = (req, res, next) => {
     // Mounted below a path, Express has cut it off req.url; coatcheck routes on the URL as sent.
     const seen = req.url;
     const url = req.originalUrl ?? seen;
     req.url = url;
+    if (bodyAlreadyRead(req)) {
+      const path = context.requestFacts.pathBelowBase(url);
+      if (path !== undefined && matchRoute(path)) {
+        // Forwarding a body a parser already consumed would send the upstream an empty or hanging request.
+        log.error(
+          'an API route request reached bff.middleware with its body already read: mount bff.middleware before body parsers',
+        );
+        sendJsonError(log, new BffError('internal_error'), res, undefined);
+        return;
+      }
+    }
     if (listener.fastPath(req, res)) return;
     if (!underPrefix(url, managementBase)) {
       req.url = seen;
@@ -277,9 +295,9 @@ export async function bffFromConfig(
           const data = session.data();
           loaded.set(req, session);
           req.bff = Object.freeze({ claims: data.claims, sub: data.sub });
-          next();
         })
-        .catch(fail);
+        // The host's route runs outside the chain: its own errors go to its error handlers, not here.
+        .then(() => next(), fail);
     };
   }
 

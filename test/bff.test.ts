@@ -56,6 +56,8 @@ describe('createBff mounted in a host Express 5 app', () => {
     );
     const bff = await createBff(options, { log, now });
     const app = express();
+    // A host that parses some bodies before coatcheck, by mistake, on a path that is an API route's.
+    app.use('/api/parsed', express.json());
     app.use(bff.middleware);
     app.get('/', (_req, res) => {
       res.type('html').send('<h1>the host page</h1>');
@@ -141,6 +143,19 @@ describe('createBff mounted in a host Express 5 app', () => {
     expect((await verify(auth.replace(/^Bearer /, ''))).sub).toBe(ALICE.sub);
     // coatcheck's session cookie never travels upstream (the IdP's, on the same test host, may).
     expect(String(forwarded[0]!.headers.cookie ?? '')).not.toContain(`${SESSION_COOKIE}=`);
+  });
+
+  test('an API call whose body a host parser already read is refused, not forwarded empty', async () => {
+    const before = upstream.counts.started;
+    const res = await request(`${hosts[0]!.url}/api/parsed/things`, {
+      method: 'POST',
+      headers: { ...csrf, 'content-type': 'application/json' },
+      body: '{"a":1}',
+    });
+    expect(res.statusCode).toBe(500);
+    expect(((await res.body.json()) as { error: string }).error).toBe('internal_error');
+    expect(upstream.counts.started).toBe(before);
+    expect(hosts[0]!.logs.join('')).toContain('mount bff.middleware before body parsers');
   });
 
   test('the host keeps its own routes; unknown /bff paths are coatcheck 404s in JSON', async () => {
