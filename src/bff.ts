@@ -301,9 +301,9 @@ export async function bffFromConfig(
           const data = session.data();
           loaded.set(req, session);
           req.bff = Object.freeze({ claims: data.claims, sub: data.sub });
-          next();
         })
-        .catch(fail);
+        // The host's route runs outside the chain: its own errors go to its error handlers, not here.
+        .then(() => next(), fail);
     };
   }
 

@@ -311,3 +311,41 @@ test('the example’s cookie settings draw no warning, and no secret reaches the
   expect(text).not.toContain(CLIENT_SECRET);
   expect(text).not.toContain(SESSION_SECRET);
 });
+
+test('after BFF_SESSION_SECRET rotates, sessions sealed under the old secret still work, refresh included', async () => {
+  const b = await loggedIn();
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const rotated = await createExampleApp(
+    {
+      issuer: idp.issuer,
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      publicUrl: url,
+      sessionSecret: 'a-new-session-secret-rotated-in-0123456789',
+      cookieSecret: 'the-example-apps-own-cookie-secret',
+      redisUrl: redis.url,
+      apiUrl: `${upstream.url}/v1`,
+      bff: { sessionSecret: ['a-new-session-secret-rotated-in-0123456789', SESSION_SECRET] },
+    },
+    { now, log: createLogger('silent') },
+  );
+  const server = createServer(rotated.app).listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const before = (await sessionOf(b))!;
+    offset += before.tokens.refreshAt - now() + 1000;
+    const refreshes = idp.counters.refreshGrants;
+    const res = await supertest(url)
+      .get('/orders')
+      .set({ ...csrf, cookie: await b.jar.getCookieString(url) });
+    expect(res.status).toBe(200);
+    expect(idp.counters.refreshGrants).toBe(refreshes + 1);
+    // Still under the old secret's record, with the rotated tokens written back to it.
+    expect((await sessionOf(b))!.tokens.refreshToken).not.toBe(before.tokens.refreshToken);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await rotated.close();
+  }
+});
