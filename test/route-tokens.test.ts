@@ -254,6 +254,23 @@ describe('methods', () => {
 });
 
 describe('a route token the IdP refuses', () => {
+  test('an IdP outage is a 503 that keeps the session; the token comes once the IdP is back', async () => {
+    const b = await loggedIn(stack.bff);
+    stack.idp.failTokenEndpoint(503);
+    try {
+      const res = await call(b, '/billing/outage');
+      expect(res.status).toBe(503);
+      expect(JSON.parse(res.body)).toMatchObject({ error: 'idp_unavailable' });
+    } finally {
+      stack.idp.failTokenEndpoint(undefined);
+    }
+    expect(await stack.sessionOf(b)).toBeDefined();
+    const reuse = stack.idp.counters.refreshReuse;
+    expect((await call(b, '/billing/back', { instance: 1 })).status).toBe(200);
+    expect(billing.served.at(-1)!.aud).toBe(BILLING);
+    expect(stack.idp.counters.refreshReuse).toBe(reuse);
+  });
+
   test('ends the session, rather than replay a refresh token the refusal may have spent', async () => {
     const b = await loggedIn(stack.bff);
     const reuse = stack.idp.counters.refreshReuse;

@@ -15,6 +15,14 @@ import { refreshTime, type AccessToken, type TokenSet, type TokenTarget } from '
 /** Used when the IdP does not say how long an access token lives: short, so a wrong guess heals quickly. */
 const ASSUMED_LIFETIME_S = 300;
 
+/** Refusals an IdP gives before it looks at the refresh token (client authentication, DPoP proof): the token is not spent. */
+const BEFORE_THE_GRANT = new Set([
+  'invalid_client',
+  'unauthorized_client',
+  'use_dpop_nonce',
+  'invalid_dpop_proof',
+]);
+
 function accessTokenOf(
   response: client.TokenEndpointResponse,
   now: number,
@@ -168,7 +176,8 @@ export async function refreshTokens(
       target &&
       err instanceof client.ResponseBodyError &&
       err.status < 500 &&
-      err.error !== 'invalid_grant'
+      err.error !== 'invalid_grant' &&
+      !BEFORE_THE_GRANT.has(err.error)
     ) {
       const revoked = await revokeRefreshToken(oidc, previous.refreshToken!);
       throw new InvalidTokenResponseError({ revoked, cause: err });

@@ -42,13 +42,13 @@ export interface RefresherOptions {
 export type RefreshOutcome = 'success' | 'invalid_grant' | 'idp_error' | 'lock_timeout' | 'lost_lock';
 
 const POLL_MIN_MS = 5;
+const POLL_MAX_MS = 50;
 
 /** Whether a request for this target must refresh first: its token is due, or the route has none yet. */
 function due(tokens: TokenSet, target: TokenTarget | undefined, now: number): boolean {
   const token = tokenFor(tokens, target);
   return !token || token.refreshAt <= now;
 }
-const POLL_MAX_MS = 50;
 
 /**
  * Exactly one refresh-token grant per expiry, however many requests and replicas want one.
