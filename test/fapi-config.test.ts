@@ -1,5 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
+import type { ServerMetadata } from 'openid-client';
 import { ConfigError, loadConfig } from '../src/config/load.js';
+import { fapi2IdpProblems, idTokenAlgorithms } from '../src/oidc/fapi.js';
+import { signingAlgorithms } from '../src/oidc/id-token.js';
 import { configProblems, validEnv } from './support/config-env.js';
 
 function privateJwk(type: 'rsa' | 'ec' | 'ed25519', options: object = {}, extra: object = {}): string {
@@ -137,5 +140,39 @@ describe('BFF_PROFILE=fapi2', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).message).toMatch(/BFF_DPOP: conflicts[\s\S]*BFF_PORT: must be a port/);
+  });
+});
+
+describe("an IdP's metadata under BFF_PROFILE=fapi2", () => {
+  const metadata = (m: Partial<ServerMetadata>): ServerMetadata => ({ issuer: 'https://idp.example', ...m });
+  const algs = (advertised: string[] | undefined) =>
+    idTokenAlgorithms('fapi2', signingAlgorithms(advertised));
+
+  test('suits when it promises iss and signs ID tokens with a FAPI algorithm', () => {
+    const server = metadata({ authorization_response_iss_parameter_supported: true });
+    expect(fapi2IdpProblems(server, algs(['RS256', 'PS256']))).toEqual([]);
+    expect(algs(['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519', 'HS256'])).toEqual([
+      'PS256',
+      'ES256',
+      'EdDSA',
+    ]);
+  });
+
+  test('is unsuitable when its ID token algorithms are none of PS256, ES256, EdDSA (RS256 by default)', () => {
+    const server = metadata({ authorization_response_iss_parameter_supported: true });
+    expect(fapi2IdpProblems(server, algs(undefined))).toEqual([
+      expect.stringMatching(/accepts ID tokens signed with PS256, ES256, EdDSA only/),
+    ]);
+    expect(fapi2IdpProblems(server, algs(['RS256', 'ES384']))).toHaveLength(1);
+  });
+
+  test('is unsuitable without authorization_response_iss_parameter_supported: true', () => {
+    expect(fapi2IdpProblems(metadata({}), algs(['ES256']))).toEqual([
+      expect.stringMatching(/RFC 9207 iss parameter/),
+    ]);
+  });
+
+  test('without the profile, ID token algorithms are not narrowed', () => {
+    expect(idTokenAlgorithms(undefined, ['RS256', 'PS256'])).toEqual(['RS256', 'PS256']);
   });
 });
