@@ -11,6 +11,9 @@ const OWNERS = [
   ['ioredis', /node_modules\/(ioredis|@ioredis|redis-parser|denque)\//],
   ['opentelemetry', /node_modules\/@opentelemetry\//],
   ['other dependencies', /node_modules\//],
+  // Split out so the bench shows what metrics cost, and that tracing, when off, costs nothing.
+  ['metrics (coatcheck)', /\/dist\/metrics\.js$/],
+  ['tracing (coatcheck)', /\/dist\/tracing\//],
   ['coatcheck', /\/dist\//],
   ['Node.js internals', /^node:/],
 ];
@@ -63,10 +66,18 @@ export function summariseProfile(dir, windowS, top = 15) {
   return { file, samples: busy, owners: share(owners), functions: share(functions).slice(0, top) };
 }
 
+/** Share of busy CPU of the owners whose name matches `re`; 0 when none was sampled. */
+export function shareOf(p, re) {
+  return p.owners.filter((o) => re.test(o.name)).reduce((sum, o) => sum + o.percent, 0);
+}
+
 export function profileMarkdown(p, what) {
   return `## Where the time goes: ${what}
 
 A V8 CPU profile (\`node --cpu-prof\`) of coatcheck under the same wrk load, ${p.samples} busy samples; idle time left out.
+
+- Metrics (prom-client and coatcheck's metrics module): ${shareOf(p, /^metrics/).toFixed(1)}% of busy CPU.
+- Tracing, off in this run (OpenTelemetry and coatcheck's tracing modules): ${shareOf(p, /^(tracing|opentelemetry)/).toFixed(1)}% of busy CPU.
 
 | owner | share of busy CPU |
 |---|---:|

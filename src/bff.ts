@@ -123,7 +123,12 @@ export async function createBff(options: BffOptions, deps: BffDeps = {}): Promis
 }
 
 /** The store the config names; a Redis user that may not publish is a configuration error. */
-async function openStore(config: Config, log: Logger, now: () => number): Promise<SessionStore> {
+async function openStore(
+  config: Config,
+  log: Logger,
+  now: () => number,
+  metrics: Metrics,
+): Promise<SessionStore> {
   if (config.store.kind === 'memory') {
     log.warn(
       'session store: memory. Sessions live in this process only; use Redis for more than one instance',
@@ -134,6 +139,7 @@ async function openStore(config: Config, log: Logger, now: () => number): Promis
   const store = new RedisSessionStore(target, {
     prefix: config.store.keyPrefix,
     waitTimeoutMs: config.store.waitTimeoutMs,
+    onWaitTimeout: () => metrics.redisWaitTimeouts.inc(),
     log,
   });
   const reachable = await store.ready().then(
@@ -174,17 +180,17 @@ export async function bffFromConfig(config: Config, deps: BffDeps = {}): Promise
   for (const warning of config.warnings) log.warn(warning);
   // Before the store, so that missing SDK packages stop start-up with nothing left open.
   const tracer = deps.tracing ? await startTracing(deps.tracing, log) : NOOP_TRACER;
+  // Counted always (cheap); served, with the process metrics, only when BFF_METRICS_PORT is set.
+  const metrics = new Metrics({ processMetrics: config.metrics !== undefined });
   const ownsStore = !deps.store;
   let store: SessionStore;
   try {
-    store = deps.store ?? (await openStore(config, log, now));
+    store = deps.store ?? (await openStore(config, log, now, metrics));
   } catch (err) {
     await tracer.shutdown();
     throw err;
   }
 
-  // Counted always (cheap); served, with the process metrics, only when BFF_METRICS_PORT is set.
-  const metrics = new Metrics({ processMetrics: config.metrics !== undefined });
   const oidc = createOidcClient(oidcSettings(config), log, metrics, tracer);
   // Discover now so a wrong issuer shows at once; a failure is retried on demand, so an IdP outage at boot heals.
   await oidc.configuration().catch(() => undefined);

@@ -93,6 +93,11 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly redisWaitTimeouts = new Counter({
+    name: 'coatcheck_redis_wait_timeouts_total',
+    help: 'Rotated refresh tokens that no Redis replica acknowledged within BFF_REDIS_WAIT_TIMEOUT.',
+    registers: [this.registry],
+  });
   readonly sessionsEnded = new Counter({
     name: 'coatcheck_sessions_ended_total',
     help: 'Sessions ended, by reason; expired counts expiries a request observed.',

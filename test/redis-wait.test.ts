@@ -1,6 +1,10 @@
+import { loadConfig } from '../src/config/load.js';
+import { createLogger } from '../src/log.js';
 import { RedisSessionStore } from '../src/session/redis-store.js';
+import { startCoatcheck } from '../src/start.js';
 import type { NewRecord } from '../src/session/store.js';
 import { startRedis, type TestRedis } from './support/redis.js';
+import { validEnv } from './support/config-env.js';
 import { ask, startSentinelTopology, type SentinelTopology } from './support/redis-topology.js';
 
 /*
@@ -72,6 +76,36 @@ describe('with a replica (Sentinel)', () => {
       expect(await pending).toBe(true);
     } finally {
       topology.replica().resume();
+    }
+  });
+
+  test('a running coatcheck counts a WAIT that ran out in coatcheck_redis_wait_timeouts_total', async () => {
+    const { BFF_REDIS_URL: _standalone, ...env } = validEnv;
+    const config = loadConfig({
+      ...env,
+      BFF_ISSUER: 'http://127.0.0.1:1/unreachable',
+      BFF_PORT: '0',
+      BFF_REDIS_SENTINEL_CONNECTION_URLS: topology.sentinelUrls.join(','),
+      BFF_REDIS_SENTINEL_MASTER_NAME: topology.masterName,
+      BFF_REDIS_WAIT_TIMEOUT: '0.1',
+    });
+    const instance = await startCoatcheck(config, { log: createLogger('silent') });
+    const counted = async (): Promise<string | undefined> =>
+      (await instance.context.metrics.registry.metrics())
+        .split('\n')
+        .find((line) => line.startsWith('coatcheck_redis_wait_timeouts_total '));
+    try {
+      await instance.store.create('w3', record());
+      expect(await counted()).toBe('coatcheck_redis_wait_timeouts_total 0');
+      topology.replica().pause();
+      try {
+        expect(await instance.store.writeTokens('w3', 1, 't2')).toBe(true);
+      } finally {
+        topology.replica().resume();
+      }
+      expect(await counted()).toBe('coatcheck_redis_wait_timeouts_total 1');
+    } finally {
+      await instance.close();
     }
   });
 });
