@@ -11,6 +11,7 @@ import { requestSession } from './http/request-session.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { createOidcClient, oidcSettings } from './oidc/client.js';
+import { tokenFor, tokenTarget, type TokenTarget } from './oidc/token-set.js';
 import { configFromOptions, type BffOptions } from './options.js';
 import { compileRoutes } from './proxy/routes.js';
 import { hasCsrfHeader } from './security/csrf.js';
@@ -78,7 +79,7 @@ export interface AccessTokenOptions {
 export class UnknownResourceError extends Error {
   readonly code = 'unknown_resource';
   constructor(readonly resource: string) {
-    super(`getAccessToken: no route has the path or target ${JSON.stringify(resource)}`);
+    super(`getAccessToken: no route has the resource, path or target ${JSON.stringify(resource)}`);
     this.name = 'UnknownResourceError';
   }
 }
@@ -307,11 +308,19 @@ export async function bffFromConfig(
     };
   }
 
-  const resources = new Set(config.routes.flatMap((r) => [r.path, r.target]));
+  // A resource names a route by its RFC 8707 `resource`, its path or its target; the route's token policy decides which token.
+  const targets = new Map<string, TokenTarget | undefined>();
+  for (const r of config.routes) {
+    if (r.token === 'none') continue;
+    for (const name of [r.path, r.target, r.resource]) {
+      if (name !== undefined && !targets.has(name)) targets.set(name, tokenTarget(r));
+    }
+  }
   async function getAccessToken(req: Request, opts: AccessTokenOptions = {}): Promise<string> {
-    if (opts.resource !== undefined && !resources.has(opts.resource)) {
+    if (opts.resource !== undefined && !targets.has(opts.resource)) {
       throw new UnknownResourceError(opts.resource);
     }
+    const target = opts.resource === undefined ? undefined : targets.get(opts.resource);
     if (config.dpop) {
       // A DPoP-bound token is useless without a proof signed by the session's key, which stays here.
       throw new Error(
@@ -321,8 +330,10 @@ export async function bffFromConfig(
     const session =
       loaded.get(req) ?? (await requestSession(context, req, req.res ?? ({ locals: {} } as Response)));
     if (!session) throw new BffError('unauthenticated');
-    const tokens = await context.refresher.fresh(session);
-    return tokens.accessToken;
+    const tokens = await context.refresher.fresh(session, target);
+    const access = tokenFor(tokens, target);
+    if (!access) throw new BffError('unauthenticated');
+    return access.accessToken;
   }
 
   let closed: Promise<void> | undefined;

@@ -14,6 +14,9 @@ import { csrf, loggedIn } from './support/session.js';
 import { ALICE, AUDIENCE, CLIENT_ID, CLIENT_SECRET, SESSION_SECRET } from './support/stack.js';
 import { startUpstream, type TestUpstream } from './support/upstream.js';
 
+/** A second API with its own audience (RFC 8707), behind the route /reports. */
+const REPORTS = 'urn:coatcheck:test-reports';
+
 /** A host app of the kind a team already runs: its own page and routes, with coatcheck mounted. */
 interface Host {
   readonly url: string;
@@ -39,7 +42,10 @@ describe('createBff mounted in a host Express 5 app', () => {
       clientSecret: CLIENT_SECRET,
       sessionSecret: SESSION_SECRET,
       redisUrl: redis.url,
-      routes: [{ path: '/api', target: `${upstream.url}/v1` }],
+      routes: [
+        { path: '/api', target: `${upstream.url}/v1` },
+        { path: '/reports', target: `${upstream.url}/reports`, resource: REPORTS },
+      ],
       // oidc-provider issues a refresh token for offline_access only with prompt=consent (OIDC Core §11).
       authParams: { prompt: 'consent' },
       logLevel: 'debug',
@@ -97,6 +103,7 @@ describe('createBff mounted in a host Express 5 app', () => {
     idp = await startTestIdp({
       users: [ALICE],
       audience: AUDIENCE,
+      resources: [REPORTS],
       accessTokenTtl: 300,
       clients: [
         {
@@ -220,6 +227,21 @@ describe('createBff mounted in a host Express 5 app', () => {
     const unknown = await b.go(`${hosts[0]!.url}/token?resource=https://other.example.com`);
     expect(unknown.status).toBe(500);
     expect(JSON.parse(unknown.text)).toEqual({ error: 'unknown_resource' });
+  });
+
+  test("getAccessToken with a route's resource returns that route's own token, for its audience", async () => {
+    const b = await loggedIn(hosts[0]!.url);
+    const main = JSON.parse((await b.go(`${hosts[0]!.url}/token`)).text) as { token: string };
+    const reports = await b.go(`${hosts[0]!.url}/token?resource=${encodeURIComponent(REPORTS)}`);
+    expect(reports.status).toBe(200);
+    const token = (JSON.parse(reports.text) as { token: string }).token;
+    expect(token).not.toBe(main.token);
+    const jwks = createRemoteJWKSet(new URL(`${idp.issuer}/jwks`));
+    const claims = (await jwtVerify(token, jwks, { issuer: idp.issuer, audience: REPORTS })).payload;
+    expect(claims.sub).toBe(ALICE.sub);
+    // The same token again, from the other instance: obtained once, kept in the session.
+    const again = await b.go(`${hosts[1]!.url}/token?resource=/reports`);
+    expect(JSON.parse(again.text)).toEqual({ token });
   });
 
   test('at expiry, concurrent getAccessToken calls over two instances sharing Redis make exactly one refresh grant', async () => {
