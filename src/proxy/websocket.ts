@@ -88,7 +88,9 @@ export function attachWebSocketProxy(
     const fullPath = upstreamPath.charCodeAt(0) === 47 ? upstreamPath : `/${upstreamPath}`;
     const answer = await handshake(req, found.route.origin, fullPath, tokens, requestId);
     if (answer.statusCode !== 101) {
-      passRefusal(answer.response, socket);
+      // The browser may have gone while the upstream answered: then nobody reads its answer.
+      if (socket.destroyed) answer.response.destroy();
+      else passRefusal(answer.response, socket);
       return answer.statusCode;
     }
     if (socket.destroyed || closed) {
