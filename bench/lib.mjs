@@ -47,8 +47,8 @@ export async function freePort() {
   });
 }
 
-export async function waitForPort(port, what) {
-  const deadline = Date.now() + 20_000;
+export async function waitForPort(port, what, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise((resolve) => {
       const c = connect(port, '127.0.0.1', () => (c.destroy(), resolve(true)));

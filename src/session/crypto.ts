@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { pack, unpack } from './record-codec.js';
 
 /**
  * A Redis dump must not be enough to use or read a session. The store therefore never sees the
@@ -22,7 +23,49 @@ function keyFor(sessionId: string): Buffer {
   return Buffer.from(hkdfSync('sha256', sessionId, 'coatcheck/session', 'record-v1', 32));
 }
 
-/** AES-256-GCM; `field` is bound as associated data so sealed values cannot be swapped between fields. */
+/**
+ * The first byte of a sealed record value in the current format: packed and compressed
+ * (record-codec.ts), then AES-256-GCM, stored as raw bytes. It is not a base64url character, so
+ * values written by earlier versions (base64url text) still open, and a rolling upgrade keeps
+ * everyone signed in.
+ */
+const PACKED_V1 = 0x01;
+
+/**
+ * Seals a session's value for the store, as a byte string (one char per byte). `field` and the
+ * format version are bound as associated data, so sealed values cannot be swapped between fields
+ * or read as another format.
+ */
+export function sealRecord(sessionId: string, field: string, value: unknown): string {
+  const key = keyFor(sessionId);
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(`${PACKED_V1}:${field}`));
+  const body = Buffer.concat([cipher.update(pack(value)), cipher.final()]);
+  return Buffer.concat([Buffer.of(PACKED_V1), iv, cipher.getAuthTag(), body]).toString('latin1');
+}
+
+/** Undefined when the value was not sealed for this session and field, in this format or an earlier one. */
+export function openRecord(sessionId: string, field: string, sealed: string): unknown {
+  if (sealed.charCodeAt(0) !== PACKED_V1) {
+    const json = open(sessionId, field, sealed);
+    return json === undefined ? undefined : (JSON.parse(json) as unknown);
+  }
+  try {
+    const raw = Buffer.from(sealed, 'latin1');
+    if (raw.length < 29) return undefined;
+    const decipher = createDecipheriv('aes-256-gcm', keyFor(sessionId), raw.subarray(1, 13), {
+      authTagLength: 16,
+    });
+    decipher.setAAD(Buffer.from(`${PACKED_V1}:${field}`));
+    decipher.setAuthTag(raw.subarray(13, 29));
+    return unpack(Buffer.concat([decipher.update(raw.subarray(29)), decipher.final()]));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The format before sealRecord: JSON, AES-256-GCM with `field` as associated data, base64url. */
 export function seal(sessionId: string, field: string, plaintext: string): string {
   return sealWithKey(keyFor(sessionId), field, plaintext);
 }

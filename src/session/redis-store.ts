@@ -109,10 +109,17 @@ if redis.call('GET', KEYS[1]) == owner then return redis.call('DEL', KEYS[1]) en
 return 0
 `;
 
-/** The load script's pairs, by name. */
-function loadedRecord(reply: string[]): LoadedRecord {
+/**
+ * Sealed values are byte strings (store.ts) and go to Redis as those bytes: as strings, ioredis
+ * would send them as UTF-8, two bytes for every byte above 127.
+ */
+const bytes = (sealed: string): Buffer => Buffer.from(sealed, 'latin1');
+
+/** The load script's pairs, by name; read as bytes so that sealed values come back as they went in. */
+function loadedRecord(reply: Buffer[]): LoadedRecord {
   const r: Record<string, string> = {};
-  for (let i = 0; i < reply.length; i += 2) r[reply[i]!] = reply[i + 1]!;
+  for (let i = 0; i < reply.length; i += 2)
+    r[reply[i]!.toString('latin1')] = reply[i + 1]!.toString('latin1');
   return {
     absoluteExpiresAt: Number(r[FIELD.absoluteExpiresAt]),
     createdAt: Number(r[FIELD.createdAt]),
@@ -125,7 +132,7 @@ function loadedRecord(reply: string[]): LoadedRecord {
 
 interface Scripts {
   /** Field/value pairs (see LOAD), or null when there is no live session. */
-  ccLoad(key: string, now: number): Promise<string[] | null>;
+  ccLoadBuffer(key: string, now: number): Promise<Buffer[] | null>;
   ccDestroy(key: string, lockKey: string, channel: string, id: string): Promise<[number, string, string]>;
   ccRenewLock(key: string, owner: string, ttlMs: number): Promise<number>;
   ccReleaseLock(key: string, owner: string): Promise<number>;
@@ -137,7 +144,7 @@ interface WriteScript {
   ccWriteTokens(
     key: string,
     expected: number,
-    tokens: string,
+    tokens: Buffer,
     next: number,
     channel: string,
     id: string,
@@ -308,8 +315,8 @@ export class RedisSessionStore implements SessionStore {
           [FIELD.idleMs]: r.idleMs,
           [FIELD.createdAt]: r.createdAt,
           [FIELD.lastSeen]: r.createdAt,
-          [FIELD.data]: r.data,
-          [FIELD.tokens]: r.tokens,
+          [FIELD.data]: bytes(r.data),
+          [FIELD.tokens]: bytes(r.tokens),
           [FIELD.version]: 1,
           [FIELD.sub]: r.sub,
           [FIELD.sid]: r.sid ?? '',
@@ -344,15 +351,17 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async load(key: string, now: number): Promise<LoadedRecord | undefined> {
-    const reply = await guard(this.redis.ccLoad(this.sessionKey(KEY.session, key), now));
+    const reply = await guard(this.redis.ccLoadBuffer(this.sessionKey(KEY.session, key), now));
     return reply ? loadedRecord(reply) : undefined;
   }
 
   async readTokens(key: string): Promise<TokenRecord | undefined> {
     const [tokens, version] = await guard(
-      this.redis.hmget(this.sessionKey(KEY.session, key), FIELD.tokens, FIELD.version),
+      this.redis.hmgetBuffer(this.sessionKey(KEY.session, key), FIELD.tokens, FIELD.version),
     );
-    return tokens && version ? { tokens, version: Number(version) } : undefined;
+    return tokens && version
+      ? { tokens: tokens.toString('latin1'), version: Number(version.toString()) }
+      : undefined;
   }
 
   /**
@@ -366,7 +375,7 @@ export class RedisSessionStore implements SessionStore {
       (this.writer as RedisClient & WriteScript).ccWriteTokens(
         sessionKey,
         expectedVersion,
-        tokens,
+        bytes(tokens),
         expectedVersion + 1,
         this.channel,
         key,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { LOGOUT_TOKEN_REPLAY_WINDOW_MS, type LogoutTokenClaims } from '../oidc/logout.js';
 import type { TokenSet } from '../oidc/token-set.js';
-import { newSessionId, open, seal, storageId } from './crypto.js';
+import { newSessionId, openRecord, sealRecord, storageId } from './crypto.js';
 import { replayMarker } from './login-transaction.js';
 import type { RefreshLock, ReplayGuard, SessionRecords, SessionStore, StoreHealth } from './store.js';
 
@@ -90,8 +90,8 @@ export class Sessions {
       createdAt: now,
       absoluteExpiresAt,
       idleMs: this.lifetimes.idleMs,
-      data: seal(id, 'data', JSON.stringify(data)),
-      tokens: seal(id, 'tokens', JSON.stringify(tokens)),
+      data: sealRecord(id, 'data', data),
+      tokens: sealRecord(id, 'tokens', tokens),
       sub: data.sub,
       sid: data.sid,
     });
@@ -102,10 +102,9 @@ export class Sessions {
     const key = storageId(id);
     const record = await this.records.load(key, now);
     if (!record) return undefined;
-    const tokensJson = open(id, 'tokens', record.tokens);
+    const tokens = openRecord(id, 'tokens', record.tokens) as TokenSet | undefined;
     // A record that does not open with this id was not made for it: treat as no session.
-    if (tokensJson === undefined) return undefined;
-    const tokens = JSON.parse(tokensJson) as TokenSet;
+    if (tokens === undefined) return undefined;
     const tokensEnd = tokenBoundEnd(tokens);
     // A refresh token past its end cannot be used: the session has reached its absolute end.
     if (tokens.refreshToken && tokensEnd <= now) {
@@ -121,15 +120,15 @@ export class Sessions {
       expiresAt: Math.min(record.expiresAt, tokensEnd),
       version: record.version,
       tokens,
-      data: () => (data ??= JSON.parse(open(id, 'data', record.data) ?? 'null') as SessionData),
+      data: () => (data ??= (openRecord(id, 'data', record.data) ?? null) as SessionData),
     };
   }
 
   async readTokens(session: Pick<Session, 'id' | 'key'>): Promise<VersionedTokens | undefined> {
     const record = await this.records.readTokens(session.key);
     if (!record) return undefined;
-    const json = open(session.id, 'tokens', record.tokens);
-    return json === undefined ? undefined : { tokens: JSON.parse(json) as TokenSet, version: record.version };
+    const tokens = openRecord(session.id, 'tokens', record.tokens) as TokenSet | undefined;
+    return tokens === undefined ? undefined : { tokens, version: record.version };
   }
 
   writeTokens(
@@ -137,11 +136,7 @@ export class Sessions {
     expectedVersion: number,
     tokens: TokenSet,
   ): Promise<boolean> {
-    return this.records.writeTokens(
-      session.key,
-      expectedVersion,
-      seal(session.id, 'tokens', JSON.stringify(tokens)),
-    );
+    return this.records.writeTokens(session.key, expectedVersion, sealRecord(session.id, 'tokens', tokens));
   }
 
   destroy(session: Pick<Session, 'key'>): Promise<boolean> {

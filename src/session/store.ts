@@ -1,6 +1,7 @@
 /**
  * The storage contract behind sessions. Records are addressed by storage id (a hash of the session
  * id) and hold only sealed values plus the timing the store needs to expire them on its own.
+ * Sealed values are byte strings, one char per byte (latin1): a store keeps them as those bytes.
  */
 export interface NewRecord {
   readonly createdAt: number;

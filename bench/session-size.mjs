@@ -1,0 +1,93 @@
+// Redis bytes per session, measured as bench/run.mjs measures them (MEMORY USAGE of every key one
+// login leaves, SAMPLES 0), with the breakdown: each key, and each field of the session hash.
+// Run: npm run build && node bench/session-size.mjs
+import { Redis } from 'ioredis';
+import { startIdp } from '../dist/demo/idp.js';
+import { CLIENT, SECRET, freePort, login, start, stopAll, waitForPort } from './lib.mjs';
+
+export async function sessionSize() {
+  const ports = { redis: await freePort(), coatcheck: await freePort(), upstream: await freePort() };
+  const redisUrl = `redis://127.0.0.1:${ports.redis}`;
+  start(
+    'redis-server',
+    ['--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {},
+    'redis',
+  );
+  const coatcheckUrl = `http://127.0.0.1:${ports.coatcheck}`;
+  const idp = await startIdp({
+    users: [
+      {
+        username: 'bench',
+        password: 'bench',
+        sub: 'bench-user-0001',
+        claims: { name: 'Bench User', email: 'bench@example.com', email_verified: true },
+      },
+    ],
+    accessTokenTtl: 3600,
+    clients: [
+      {
+        client_id: CLIENT.id,
+        client_secret: CLIENT.secret,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [`${coatcheckUrl}/bff/callback`],
+        post_logout_redirect_uris: [`${coatcheckUrl}/`],
+      },
+    ],
+  });
+  await waitForPort(ports.redis, 'redis');
+  start(
+    process.execPath,
+    ['dist/main.js'],
+    {
+      NODE_ENV: 'production',
+      BFF_PORT: String(ports.coatcheck),
+      BFF_HOST: '127.0.0.1',
+      BFF_PUBLIC_URL: coatcheckUrl,
+      BFF_ISSUER: idp.issuer,
+      BFF_CLIENT_ID: CLIENT.id,
+      BFF_CLIENT_SECRET: CLIENT.secret,
+      BFF_REDIS_URL: redisUrl,
+      BFF_SESSION_SECRET: SECRET,
+      BFF_AUTH_PARAMS: 'prompt=consent',
+      BFF_ROUTES: JSON.stringify([{ path: '/api', target: `http://127.0.0.1:${ports.upstream}/v1` }]),
+      BFF_LOG_LEVEL: 'warn',
+    },
+    'coatcheck',
+  );
+  await waitForPort(ports.coatcheck, 'coatcheck');
+  await login(coatcheckUrl);
+  const redis = new Redis(redisUrl);
+  const keys = [];
+  for (const key of (await redis.keys('coatcheck:*')).sort()) {
+    const bytes = (await redis.memory('USAGE', key, 'SAMPLES', 0)) ?? 0;
+    const type = await redis.type(key);
+    const entry = { key: key.replace(/:[A-Za-z0-9_-]{20,}$/, ':…'), type, bytes };
+    if (type === 'hash') {
+      entry.encoding = await redis.object('ENCODING', key);
+      entry.fields = {};
+      for (const f of await redis.hkeys(key)) entry.fields[f] = await redis.hstrlen(key, f);
+    }
+    keys.push(entry);
+  }
+  redis.disconnect();
+  await idp.close();
+  return { total: keys.reduce((a, k) => a + k.bytes, 0), keys };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    const r = await sessionSize();
+    for (const k of r.keys) {
+      console.log(
+        `${String(k.bytes).padStart(6)} B  ${k.type.padEnd(6)} ${k.key}${k.encoding ? ` (${k.encoding})` : ''}`,
+      );
+      for (const [f, n] of Object.entries(k.fields ?? {})) console.log(`          field ${f}: ${n} B`);
+    }
+    console.log(`${String(r.total).padStart(6)} B  total over ${r.keys.length} keys`);
+  } finally {
+    await stopAll();
+  }
+  process.exit(0);
+}
