@@ -43,8 +43,17 @@ export function createHttpServer(listener: RequestListener, headersTimeoutMs: nu
     open.set(socket, { active: 0, idleSince: Date.now() });
     socket.once('close', () => open.delete(socket));
   });
-  // An upgraded connection (WebSocket) is no longer HTTP; its owner closes it.
-  server.on('upgrade', (req: { socket: Socket }) => open.delete(req.socket));
+  // An upgraded connection (WebSocket) is no longer HTTP; its owner closes it. Forgotten only once an
+  // owner listens: Node hands Upgrade requests to any 'upgrade' listener, and with none that answers,
+  // the connection would hang unanswered, out of reach of every timeout. Without one, Node serves
+  // them as ordinary requests (RFC 9110 §7.8 lets a server ignore Upgrade).
+  const forget = (req: { socket: Socket }): void => void open.delete(req.socket);
+  let forgetting = false;
+  server.on('newListener', (event: string | symbol) => {
+    if (event !== 'upgrade' || forgetting) return;
+    forgetting = true;
+    server.prependListener('upgrade', forget);
+  });
   server.prependListener('request', (req, res) => {
     const state = open.get(req.socket);
     if (!state) return;

@@ -17,6 +17,8 @@ export interface TestRedis {
 export interface RedisServerOptions {
   /** Serve TLS only, on the port (no plain port): the url is then rediss://. */
   tls?: RedisTlsFiles;
+  /** Persist every write to an append-only file in this directory (fsync always), kept across restarts. */
+  appendOnlyDir?: string;
 }
 
 /** The port arguments: plain, or TLS only with clients that need no certificate of their own. */
@@ -47,8 +49,9 @@ async function spawnRedis(port: number, options: RedisServerOptions): Promise<Ch
       '127.0.0.1',
       '--save',
       '',
-      '--appendonly',
-      'no',
+      ...(options.appendOnlyDir
+        ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', options.appendOnlyDir]
+        : ['--appendonly', 'no']),
       '--protected-mode',
       'no',
     ],

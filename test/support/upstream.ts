@@ -54,7 +54,8 @@ export async function startUpstream(): Promise<TestUpstream> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      const url = new URL(req.url ?? '/', 'http://upstream');
+      // Prefixed, not resolved against a base: a path such as //x would otherwise read as a host.
+      const url = new URL(`http://upstream${req.url ?? '/'}`);
       requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
       if (url.pathname.endsWith('/slow')) {
         setTimeout(() => res.end('slow'), Number(url.searchParams.get('ms') ?? 1000));
