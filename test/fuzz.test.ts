@@ -103,7 +103,9 @@ interface Outcome {
 
 /** Why an outcome fails the run, or undefined if it is an acceptable answer to that request. */
 function fault({ c, r }: Outcome): string | undefined {
-  if (r.status !== undefined && r.status >= 500 && !upstreamFault(c)) {
+  // Explained only when the upstream was asked for it and the answer is the upstream's, not coatcheck's.
+  const ours = /^\s*\{"error"/.test(r.body.toString('utf8'));
+  if (r.status !== undefined && r.status >= 500 && (!upstreamFault(c) || ours)) {
     return `status ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`;
   }
   if (r.end === 'timeout') return 'no answer within the time allowed';
