@@ -38,7 +38,7 @@ function cpuUs(pid) {
 }
 
 /** Exactly n requests, `connections` at a time; every answer must be 200. */
-async function load(pool, path, headers, n) {
+async function load(pool, path, headers, n, strict = true) {
   let next = 0;
   const failed = [];
   const worker = async () => {
@@ -50,7 +50,7 @@ async function load(pool, path, headers, n) {
     }
   };
   await Promise.all(Array.from({ length: CONNECTIONS }, worker));
-  if (failed.length)
+  if (failed.length && strict)
     throw new Error(`${failed.length} of ${n} requests to ${path} answered ${[...new Set(failed)]}`);
 }
 
@@ -162,7 +162,9 @@ async function main() {
   let measuredMs = 0;
   for (const path of PATHS) {
     const url = `/api/${path}`;
-    for (const [, , pool] of targets) await load(pool, url, headers, CALLGRIND ? 500 : 3000);
+    // Under valgrind a warm-up request can outlast a Redis command timeout while new code is
+    // translated; only the measured requests must all succeed.
+    for (const [, , pool] of targets) await load(pool, url, headers, CALLGRIND ? 500 : 3000, !CALLGRIND);
     const per = Object.fromEntries(targets.map(([name]) => [name, []]));
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, child, pool] of targets) {
