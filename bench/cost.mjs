@@ -7,6 +7,7 @@
 //   npm run build && node bench/cost.mjs              CPU µs per request, interleaved rounds
 //   COST_TOOL=callgrind node bench/cost.mjs           instructions per request (valgrind --tool=callgrind)
 //   COST_TOOL=profile node bench/cost.mjs             and a CPU profile of coatcheck (node --cpu-prof)
+//   COST_TOOL=strace node bench/cost.mjs              and write/writev system calls, start-up included
 //
 // COST_N requests (default 20000; 3000 under callgrind) over COST_CONNECTIONS keep-alive
 // connections (32), COST_ROUNDS interleaved rounds (5; 1 under callgrind), COST_PATH small|large.
@@ -111,7 +112,21 @@ async function main() {
               ...args,
             ],
           ]
-        : [process.execPath, args];
+        : TOOL === 'strace'
+          ? [
+              'strace',
+              [
+                '-f',
+                '-c',
+                '-e',
+                'trace=write,writev',
+                '-o',
+                `${outDir}/strace.${args[0].replace(/\W/g, '_')}`,
+                process.execPath,
+                ...args,
+              ],
+            ]
+          : [process.execPath, args];
   const coatcheckEnv = {
     NODE_ENV: 'production',
     BFF_PORT: String(ports.coatcheck),
@@ -126,6 +141,8 @@ async function main() {
     BFF_ROUTES: JSON.stringify([{ path: '/api', target: `http://127.0.0.1:${ports.upstream}/v1` }]),
     // The access log goes to stdout as in production; the bench discards it.
     BFF_LOG_LEVEL: 'info',
+    // Profiles and system-call counts are written at exit, which need not wait for a load balancer.
+    BFF_SHUTDOWN_DELAY: '0',
   };
   const coatcheck = start(...wrap(['dist/main.js']), coatcheckEnv, 'coatcheck');
   // Other builds of coatcheck beside it (COST_COMPARE=name=path/to/dist,...), against the same
@@ -204,6 +221,26 @@ async function main() {
   }
   for (const [, , pool] of targets) await pool.close();
   await idp.close();
+  if (TOOL === 'strace') {
+    // strace writes its counts when the process exits.
+    for (const [name, child] of targets) {
+      child.stopping = true;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+      const file = readdirSync(outDir).find(
+        (f) => f.startsWith('strace.') && f.includes(child.spawnargs.at(-1).replace(/\W/g, '_')),
+      );
+      const calls = {};
+      for (const m of readFileSync(join(outDir, file), 'utf8').matchAll(
+        /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(write|writev)$/gm,
+      ))
+        calls[m[2]] = Number(m[1]);
+      const requests = N * ROUNDS * PATHS.length;
+      console.log(
+        `${name}: ${JSON.stringify(calls)} over ${requests} measured requests (and the warm-up, login and start-up): ${((calls.write ?? 0) + (calls.writev ?? 0)) / requests} per request`,
+      );
+    }
+  }
   if (TOOL === 'profile') {
     // Only coatcheck's measured requests: the bare proxy's rounds in between leave it idle, and
     // idle samples are not counted.
