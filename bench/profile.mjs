@@ -12,7 +12,7 @@ const OWNERS = [
   ['opentelemetry', /node_modules\/@opentelemetry\//],
   ['other dependencies', /node_modules\//],
   // Split out so the bench shows what metrics cost, and that tracing, when off, costs nothing.
-  ['metrics (coatcheck)', /\/dist\/metrics\.js$/],
+  ['metrics (coatcheck)', /\/dist\/(lean-)?metrics\.js$/],
   ['tracing (coatcheck)', /\/dist\/tracing\//],
   ['coatcheck', /\/dist\//],
   ['Node.js internals', /^node:/],
