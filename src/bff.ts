@@ -15,7 +15,7 @@ import { tokenFor, tokenTarget, type TokenTarget } from './oidc/token-set.js';
 import { configFromOptions, type BffOptions } from './options.js';
 import { compileRoutes } from './proxy/routes.js';
 import { hasCsrfHeader } from './security/csrf.js';
-import { hostSessionFor } from './session/host-session.js';
+import { hostSessionFor, hostSessionOptionProblems, type HostStore } from './session/host-session.js';
 import { MemorySessionStore } from './session/memory-store.js';
 import { connectionProblems } from './session/redis-connection.js';
 import { RedisSessionStore } from './session/redis-store.js';
@@ -120,11 +120,13 @@ function bodyAlreadyRead(req: Request): boolean {
 
 /** Validates the options once, then wires a coatcheck up. It never listens: the host does, or start.ts. */
 export async function createBff(options: BffOptions, deps: BffDeps = {}): Promise<Bff> {
-  const { session, settings } = withoutSessionOption(options);
-  const problems =
-    session === undefined || session === 'express-session'
+  const { session, sessionCookieName, hostSessionStore, settings } = withoutHostOptions(options);
+  const problems = [
+    ...(session === undefined || session === 'express-session'
       ? []
-      : ["session: must be 'express-session', or left out for coatcheck's own session cookie"];
+      : ["session: must be 'express-session', or left out for coatcheck's own session cookie"]),
+    ...hostSessionOptionProblems({ session, sessionCookieName, hostSessionStore }),
+  ];
   let config: Config;
   try {
     config = configFromOptions(settings, { nodeEnv: deps.nodeEnv ?? process.env.NODE_ENV });
@@ -135,16 +137,34 @@ export async function createBff(options: BffOptions, deps: BffDeps = {}): Promis
     throw err;
   }
   if (problems.length) throw new ConfigError(problems);
-  return bffFromConfig(config, deps, { hostSession: session === 'express-session' });
+  return bffFromConfig(config, deps, {
+    hostSession:
+      session === 'express-session'
+        ? {
+            cookieName: sessionCookieName as string | undefined,
+            store: hostSessionStore as HostStore | undefined,
+          }
+        : undefined,
+  });
 }
 
-/** `session` is the one option with no environment variable: it is taken out before validation. */
-function withoutSessionOption(options: BffOptions): { session: unknown; settings: BffOptions } {
-  if (typeof options !== 'object' || options === null || !('session' in options)) {
-    return { session: undefined, settings: options };
+/** The middleware-mode options have no environment variable: they are taken out before validation. */
+function withoutHostOptions(options: BffOptions): {
+  session: unknown;
+  sessionCookieName: unknown;
+  hostSessionStore: unknown;
+  settings: BffOptions;
+} {
+  if (typeof options !== 'object' || options === null) {
+    return {
+      session: undefined,
+      sessionCookieName: undefined,
+      hostSessionStore: undefined,
+      settings: options,
+    };
   }
-  const { session, ...settings } = options;
-  return { session, settings: settings as BffOptions };
+  const { session, sessionCookieName, hostSessionStore, ...settings } = options;
+  return { session, sessionCookieName, hostSessionStore, settings: settings as BffOptions };
 }
 
 /** The store the config names; a Redis user that may not publish is a configuration error. */
@@ -200,8 +220,11 @@ async function openStore(
 export async function bffFromConfig(
   config: Config,
   deps: BffDeps = {},
-  /** hostSession: the browser's session is the host's express-session (createBff's `session` option). */
-  mode: { readonly hostSession?: boolean } = {},
+  /**
+   * hostSession: the browser's session is the host's express-session (createBff's `session` option),
+   * with its cookie's name and store when the host gave them.
+   */
+  mode: { readonly hostSession?: { readonly cookieName?: string; readonly store?: HostStore } } = {},
 ): Promise<Bff> {
   const log = deps.log ?? createLogger(config.logLevel);
   const now = deps.now ?? Date.now;
@@ -239,7 +262,7 @@ export async function bffFromConfig(
     refreshHooks: deps.refreshHooks,
     metrics,
     tracer,
-    hostSession: mode.hostSession ? hostSessionFor(config, store, log, now) : undefined,
+    hostSession: mode.hostSession ? hostSessionFor(config, store, log, now, mode.hostSession) : undefined,
   });
   const { context } = listener;
   if (context.sessionCache) {
@@ -251,7 +274,9 @@ export async function bffFromConfig(
 
   const managementBase = config.basePath + MANAGEMENT_BASE_PATH;
   const matchRoute = compileRoutes(config.routes);
+  const host = context.hostSession;
   const middleware: RequestHandler = (req, res, next) => {
+    host?.observe(req);
     // Mounted below a path, Express has cut it off req.url; coatcheck routes on the URL as sent.
     const seen = req.url;
     const url = req.originalUrl ?? seen;

@@ -2,6 +2,7 @@ import { ConfigError, configFromVariables, type Config, type ParMode } from './c
 import { closestName } from './config/names.js';
 import { envSchema } from './config/schema.js';
 import type { DpopAlg } from './oidc/dpop-algs.js';
+import type { HostStore } from './session/host-session.js';
 
 /** One API route: requests to `path` and below go to `target`, with the session's access token. */
 export interface RouteOption {
@@ -104,6 +105,16 @@ export interface BffOptions {
    * coatcheck's middleware), not coatcheck's own cookie. Tokens still stay in coatcheck's store.
    */
   readonly session?: 'express-session';
+  /**
+   * With session: 'express-session', the name of the host's session cookie (express-session's `name`),
+   * default 'connect.sid'. coatcheck never forwards it to an API.
+   */
+  readonly sessionCookieName?: string;
+  /**
+   * With session: 'express-session', the store given to express-session: back-channel logout destroys the
+   * host's sessions in it, even at a replica that has served no request yet.
+   */
+  readonly hostSessionStore?: HostStore;
 }
 
 type Words<S extends string> = S extends `${infer H}_${infer T}`

@@ -61,7 +61,7 @@ describe('the host session cookie never goes upstream', () => {
       'Bearer t',
       forwarded,
       undefined,
-      new Set(['my.sid']),
+      (name) => name === 'my.sid',
     );
     expect(out.cookie).toBe('theme=dark');
     const only = upstreamRequestHeaders(
@@ -69,13 +69,14 @@ describe('the host session cookie never goes upstream', () => {
       'Bearer t',
       forwarded,
       undefined,
-      new Set(['my.sid']),
+      (name) => name === 'my.sid',
     );
     expect(only.cookie).toBeUndefined();
   });
 
-  test('its name is learned from the request whose session it carries', () => {
-    const log = createLogger('silent');
+  test('a name other than the configured one is learned, once, from the request whose session it carries, and warned about', () => {
+    const lines: string[] = [];
+    const log = createLogger('info', { write: (line: string) => void lines.push(line) });
     const host = new HostSession({
       secrets: [SECRET],
       index: new HostSessionIndex(memoryIndexBackend(), [SECRET]),
@@ -94,6 +95,41 @@ describe('the host session cookie never goes upstream', () => {
     } as unknown as IncomingMessage;
     expect(host.locate(req)?.ids).toEqual([hostRecordId(SECRET, 'host-id-1')]);
     expect([...host.cookieNames]).toEqual(['connect.sid', 'shop.sid']);
+    const named = lines.filter((l) => l.includes('sessionCookieName'));
+    expect(named).toHaveLength(1);
+    expect(named[0]).toContain('shop.sid');
+    expect(named[0]).not.toContain('host-id-1');
+    // Learning stops at the first sighting: a later request cannot add names.
+    host.observe({
+      ...req,
+      headers: { cookie: 'other=s%3Ahost-id-1.c2lnbmF0dXJl' },
+    } as unknown as IncomingMessage);
+    expect([...host.cookieNames]).toEqual(['connect.sid', 'shop.sid']);
+  });
+
+  test('whatever its name, a cookie holding the signed session id is kept from the upstream, encoded or not', () => {
+    const host = new HostSession({
+      secrets: [SECRET],
+      index: new HostSessionIndex(memoryIndexBackend(), [SECRET]),
+      log: createLogger('silent'),
+      https: false,
+      cookieName: 'app.sid',
+    });
+    const req = { headers: {}, sessionID: 'host-id-2' } as unknown as IncomingMessage;
+    const drop = host.upstreamCookieFilter(req);
+    const out = upstreamRequestHeaders(
+      {
+        cookie:
+          'theme=dark; app.sid=s%3Aother.sig; copy=s%3Ahost-id-2.sig; raw=s:host-id-2.sig; low=s%3ahost-id-2.sig; q="s%3Ahost-id-2.sig"; near=s%3Ahost-id-22.sig',
+      },
+      'Bearer t',
+      forwarded,
+      undefined,
+      drop,
+    );
+    expect(out.cookie).toBe('theme=dark; near=s%3Ahost-id-22.sig');
+    // Without a session id (express-session not mounted), the configured name still goes.
+    expect(host.upstreamCookieFilter({ headers: {} } as IncomingMessage)('app.sid', 'x')).toBe(true);
   });
 
   test('a host session that carries no login costs no lookup, and a request without express-session is an error', () => {

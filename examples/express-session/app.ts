@@ -40,6 +40,8 @@ export interface ExampleApp {
 export async function createExampleApp(settings: ExampleSettings, deps: BffDeps = {}): Promise<ExampleApp> {
   const https = settings.publicUrl.startsWith('https:');
   const redis = new Redis(settings.redisUrl);
+  const store = new RedisStore({ client: redis, prefix: 'example:sess:' });
+  const cookieName = 'example.sid';
   const bff = await createBff(
     {
       issuer: settings.issuer,
@@ -50,6 +52,10 @@ export async function createExampleApp(settings: ExampleSettings, deps: BffDeps 
       redisUrl: settings.redisUrl,
       routes: [{ path: '/api', target: settings.apiUrl }],
       session: 'express-session',
+      // express-session's cookie, which coatcheck never forwards to an API, and its store, where
+      // back-channel logout destroys sessions even at a replica that has served no request yet.
+      sessionCookieName: cookieName,
+      hostSessionStore: store,
       ...settings.bff,
     },
     deps,
@@ -61,8 +67,8 @@ export async function createExampleApp(settings: ExampleSettings, deps: BffDeps 
   app.use(helmet());
   app.use(
     session({
-      store: new RedisStore({ client: redis, prefix: 'example:sess:' }),
-      name: 'example.sid',
+      store,
+      name: cookieName,
       secret: settings.cookieSecret,
       // The worst case for tokens kept in a session: every request writes the whole session back.
       // coatcheck keeps its tokens elsewhere, so nothing old can be written over a rotated refresh token.

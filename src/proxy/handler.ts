@@ -84,7 +84,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
       access && `${dpopKey ? 'DPoP' : 'Bearer'} ${access.accessToken}`,
       { for: facts.forwardedFor(req), ...forwarded },
       requestId,
-      ctx.hostSession?.cookieNames,
+      ctx.hostSession?.upstreamCookieFilter(req),
     );
     call.inject(upstreamHeaders);
     const forwarding = forward(ctx.upstream, req, res, {

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { isBffCookie, stripBffCookies } from '../security/cookies.js';
+import { isBffCookie, stripBffCookies, type CookieFilter } from '../security/cookies.js';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus the ones coatcheck sets or replaces itself. */
 const NOT_FORWARDED = new Set([
@@ -90,7 +90,7 @@ function connectionListed(value: string | string[] | undefined): Set<string> | u
 /** The end-to-end request headers, minus hop-by-hop ones, coatcheck's cookies and the client's own claims (isClientClaim). */
 export function forwardableHeaders(
   incoming: IncomingHttpHeaders,
-  hostCookies?: ReadonlySet<string>,
+  hostCookies?: CookieFilter,
 ): Record<string, string | string[]> {
   const extra = connectionListed(incoming.connection);
   const out: Record<string, string | string[]> = {};
@@ -118,8 +118,8 @@ export function upstreamRequestHeaders(
   authorization: string | undefined,
   forwarded: ForwardedFor,
   requestId?: string,
-  /** The host's session cookie names (middleware mode with express-session), dropped like coatcheck's own. */
-  hostCookies?: ReadonlySet<string>,
+  /** The host's session cookie (middleware mode with express-session), dropped like coatcheck's own. */
+  hostCookies?: CookieFilter,
 ): Record<string, string | string[]> {
   const out = forwardableHeaders(incoming, hostCookies);
   // Without a token (a route with "token": "none" or "optional"), no Authorization at all: the browser's is never passed on.

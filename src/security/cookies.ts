@@ -74,23 +74,23 @@ export function clearCookieHeader(name: string, secure: boolean): string {
   });
 }
 
+/** A cookie besides coatcheck's own that must not go upstream (the host's session cookie, in middleware mode). */
+export type CookieFilter = (name: string, value: string) => boolean;
+
 /**
- * The Cookie header minus coatcheck's own cookies (and `alsoNamed`: the host's session cookie, in
- * middleware mode), for forwarding upstream; undefined when nothing is left.
+ * The Cookie header minus coatcheck's own cookies (and those `alsoDrop` names: the host's session
+ * cookie, in middleware mode), for forwarding upstream; undefined when nothing is left.
  */
-export function stripBffCookies(
-  header: string | undefined,
-  alsoNamed?: ReadonlySet<string>,
-): string | undefined {
+export function stripBffCookies(header: string | undefined, alsoDrop?: CookieFilter): string | undefined {
   if (!header) return undefined;
-  if (!alsoNamed && !header.includes(SESSION_COOKIE)) return header;
+  if (!alsoDrop && !header.includes(SESSION_COOKIE)) return header;
   const kept = header
     .split(';')
     .map((part) => part.trim())
     .filter((part) => {
       const eq = part.indexOf('=');
       const name = (eq === -1 ? part : part.slice(0, eq)).trim();
-      return part && !isBffCookie(name) && !alsoNamed?.has(name);
+      return part && !isBffCookie(name) && !alsoDrop?.(name, eq === -1 ? '' : part.slice(eq + 1));
     });
   return kept.length ? kept.join('; ') : undefined;
 }

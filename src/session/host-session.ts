@@ -22,7 +22,8 @@ interface ExpressSession {
   [field: string]: unknown;
 }
 
-interface HostStore {
+/** The host's express-session store (`req.sessionStore`, or the store the host passed to express-session). */
+export interface HostStore {
   destroy(id: string, callback?: (err?: unknown) => void): void;
 }
 
@@ -47,8 +48,47 @@ export interface HostCookie {
  */
 export const SESSION_MARKER = 'coatcheck';
 
-/** express-session's default cookie name; others are learned from the requests (see HostSession.locate). */
-const DEFAULT_COOKIE = 'connect.sid';
+/** express-session's default cookie name, and so the default of createBff's `sessionCookieName`. */
+export const DEFAULT_HOST_COOKIE = 'connect.sid';
+
+/** RFC 6265 §4.1.1 cookie-name: an RFC 9110 token. */
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Problems with createBff's middleware-mode options, worded as the other options' problems are. */
+export function hostSessionOptionProblems(options: {
+  readonly session: unknown;
+  readonly sessionCookieName: unknown;
+  readonly hostSessionStore: unknown;
+}): string[] {
+  const problems: string[] = [];
+  const hostMode = options.session === 'express-session';
+  if (options.sessionCookieName !== undefined) {
+    if (!hostMode) {
+      problems.push("sessionCookieName: only applies with session: 'express-session'");
+    } else if (
+      typeof options.sessionCookieName !== 'string' ||
+      !COOKIE_NAME.test(options.sessionCookieName)
+    ) {
+      problems.push(
+        "sessionCookieName: must be a cookie name (express-session's `name` option), such as 'connect.sid'",
+      );
+    }
+  }
+  if (options.hostSessionStore !== undefined) {
+    if (!hostMode) {
+      problems.push("hostSessionStore: only applies with session: 'express-session'");
+    } else if (
+      typeof options.hostSessionStore !== 'object' ||
+      options.hostSessionStore === null ||
+      typeof (options.hostSessionStore as { destroy?: unknown }).destroy !== 'function'
+    ) {
+      problems.push(
+        "hostSessionStore: must be express-session's store (an object with destroy(id, callback))",
+      );
+    }
+  }
+  return problems;
+}
 
 /** Where a request's coatcheck session would be, when its host session carries a login. */
 export interface HostLocation {
@@ -86,10 +126,18 @@ function call(run: (callback: (err?: unknown) => void) => void): Promise<void> {
  * regenerates the host session at login, destroys it at logout, and finds it for back-channel logout.
  */
 export class HostSession {
-  /** Names of the host's session cookie, which never goes upstream. */
-  readonly cookieNames = new Set<string>([DEFAULT_COOKIE]);
+  /**
+   * Names of the host's session cookie, which never goes upstream: the configured one from the start,
+   * plus, if it differs, the name the first request carrying the host cookie shows (warned about).
+   */
+  readonly cookieNames: Set<string>;
   private checked = false;
-  /** A back-channel logout may arrive on a path express-session does not cover; the store is the same. */
+  /** Whether a request has shown the host cookie's name yet: learning stops there, so the set stays small. */
+  private learned = false;
+  /**
+   * A back-channel logout may arrive on a path express-session does not cover, or at a replica that has
+   * served no request yet: the store given as an option, else the first request's.
+   */
   private store: HostStore | undefined;
 
   constructor(
@@ -99,16 +147,55 @@ export class HostSession {
       readonly log: Logger;
       /** BFF_PUBLIC_URL is https: the host cookie should be Secure. */
       readonly https: boolean;
+      /** express-session's `name`; its default when not given. */
+      readonly cookieName?: string;
+      /** express-session's store, when the host gives it; otherwise learned from the first request. */
+      readonly store?: HostStore;
     },
-  ) {}
+  ) {
+    this.cookieNames = new Set([options.cookieName ?? DEFAULT_HOST_COOKIE]);
+    this.store = options.store;
+  }
 
   /** Undefined when the request's host session carries no login (or there is none). */
   locate(incoming: IncomingMessage): HostLocation | undefined {
     const req = this.hostRequest(incoming);
     const id = req.sessionID!;
     if (req.session![SESSION_MARKER] === undefined) return undefined;
-    this.learnCookieName(req.headers.cookie, id);
     return { cacheKey: id, ids: hostRecordIds(this.options.secrets, id) };
+  }
+
+  /**
+   * Every request through the middleware, before anything else: learns the host's store and, once,
+   * the name its session cookie really has. Never throws: a request without express-session is
+   * refused where the session is needed (hostRequest).
+   */
+  observe(incoming: IncomingMessage): void {
+    const req = incoming as HostRequest;
+    this.store ??= req.sessionStore;
+    if (this.learned || typeof req.sessionID !== 'string' || !req.headers.cookie) return;
+    const names = hostCookiesIn(req.headers.cookie, req.sessionID);
+    if (!names.length) return;
+    this.learned = true;
+    const configured = this.options.cookieName ?? DEFAULT_HOST_COOKIE;
+    if (names.includes(configured)) return;
+    for (const name of names) this.cookieNames.add(name);
+    this.options.log.warn(
+      { configured, seen: names },
+      "the host session cookie's name is not sessionCookieName: set sessionCookieName to express-session's `name`. Until then coatcheck keeps it from the APIs by its value",
+    );
+  }
+
+  /**
+   * The host's session cookie in a Cookie header about to go upstream: by name, and whatever its name
+   * by value, the signed form of this request's session id. In this mode that cookie is the user's
+   * whole session, so a misnamed option, a route without a token or a logged-out user must not let it out.
+   */
+  upstreamCookieFilter(incoming: IncomingMessage): (name: string, value: string) => boolean {
+    const id = (incoming as HostRequest).sessionID;
+    const names = this.cookieNames;
+    if (typeof id !== 'string' || id === '') return (name) => names.has(name);
+    return (name, value) => names.has(name) || isSignedSessionId(value, id);
   }
 
   /** A login completed: a new host session (no fixation), marked; returns the record id to create. */
@@ -146,7 +233,11 @@ export class HostSession {
   /** Back-channel logout: destroys the indexed host sessions in the host's store; returns how many. */
   async endIndexed(incoming: IncomingMessage, kind: 'sid' | 'sub', value: string): Promise<number> {
     const store = (incoming as HostRequest).sessionStore ?? this.store;
-    if (!store) throw this.notMounted();
+    if (!store) {
+      throw new Error(
+        "the host's session store is not known yet (this replica has served no request through express-session): pass it to createBff as hostSessionStore",
+      );
+    }
     const found = await this.options.index.find(kind, value);
     await Promise.all(found.ids.map((id) => call((cb) => store.destroy(id, cb))));
     await found.forget();
@@ -156,7 +247,7 @@ export class HostSession {
   private hostRequest(incoming: IncomingMessage): HostRequest {
     const req = incoming as HostRequest;
     if (!req.session || typeof req.sessionID !== 'string') throw this.notMounted();
-    this.store ??= req.sessionStore;
+    this.observe(req);
     if (!this.checked) {
       this.checked = true;
       for (const warning of hostCookieWarnings(req.session.cookie ?? {}, this.options.https)) {
@@ -171,19 +262,30 @@ export class HostSession {
       "session: 'express-session' needs express-session mounted before coatcheck's middleware; this request has no req.session",
     );
   }
+}
 
-  /** The host cookie is the one whose value is express-session's signed form of this session id. */
-  private learnCookieName(header: string | undefined, id: string): void {
-    if (!header) return;
-    for (const part of header.split(';')) {
-      const eq = part.indexOf('=');
-      if (eq === -1) continue;
-      const value = part.slice(eq + 1).trim();
-      if (value.startsWith(`s%3A${id}.`) || value.startsWith(`s:${id}.`)) {
-        this.cookieNames.add(part.slice(0, eq).trim());
-      }
-    }
+/** express-session's cookie value for a session id: `s:<id>.<signature>`, percent-encoded or not. */
+function isSignedSessionId(value: string, id: string): boolean {
+  // cookie-octets may come quoted (RFC 6265 §4.1.1); express-session reads them unquoted.
+  const v = value.trim().replace(/^"(.*)"$/, '$1');
+  if (v.startsWith(`s:${id}.`)) return true;
+  if (!v.includes('%')) return false;
+  try {
+    return decodeURIComponent(v).startsWith(`s:${id}.`);
+  } catch {
+    return false;
   }
+}
+
+/** The names of the cookies in a header whose value is the signed form of this session id. */
+function hostCookiesIn(header: string, id: string): string[] {
+  const names: string[] = [];
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq === -1) continue;
+    if (isSignedSessionId(part.slice(eq + 1), id)) names.push(part.slice(0, eq).trim());
+  }
+  return names;
 }
 
 /**
@@ -195,6 +297,7 @@ export function hostSessionFor(
   store: SessionStore,
   log: Logger,
   now: () => number,
+  host: { readonly cookieName?: string; readonly store?: HostStore } = {},
 ): HostSession {
   const backend =
     store instanceof RedisSessionStore && config.store.kind === 'redis'
@@ -205,5 +308,7 @@ export function hostSessionFor(
     index: new HostSessionIndex(backend, config.sessionSecrets),
     log,
     https: config.publicUrl.startsWith('https:'),
+    cookieName: host.cookieName,
+    store: host.store,
   });
 }

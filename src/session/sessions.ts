@@ -171,18 +171,23 @@ export class Sessions {
    */
   async endByLogoutToken(
     claims: Pick<LogoutTokenClaims, 'iss' | 'jti' | 'sid' | 'sub'>,
-    /** Ends what else the token names (the host's sessions, in middleware mode), under the same once-only rule. */
-    alsoEnd?: (kind: 'sid' | 'sub', value: string) => Promise<unknown>,
   ): Promise<number | undefined> {
     const marker = `jti:${claims.iss}:${claims.jti}`;
     if (!(await this.replay.firstSeen(marker, LOGOUT_TOKEN_REPLAY_WINDOW_MS))) return undefined;
     try {
-      const [kind, value] = claims.sid ? (['sid', claims.sid] as const) : (['sub', claims.sub!] as const);
-      await alsoEnd?.(kind, value);
+      const { kind, value } = logoutTokenTarget(claims);
       return await this.records.destroyIndexed(kind, value);
     } catch (err) {
       await this.replay.forget(marker).catch(() => undefined);
       throw err;
     }
   }
+}
+
+/** What a logout token names: one IdP session by its sid, or, without one, every session of the sub. */
+export function logoutTokenTarget(claims: Pick<LogoutTokenClaims, 'sid' | 'sub'>): {
+  kind: 'sid' | 'sub';
+  value: string;
+} {
+  return claims.sid ? { kind: 'sid', value: claims.sid } : { kind: 'sub', value: claims.sub! };
 }
