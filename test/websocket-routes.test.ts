@@ -177,18 +177,28 @@ describe('the route’s token policy applies to the handshake', () => {
     expect(upstream.handshakes.length).toBe(before);
   });
 
-  test('the Origin check stays on every route, "none" included', async () => {
+  test('the Origin check stays on every route, "none" included, and is exact', async () => {
     const before = upstream.handshakes.length;
-    const ws = new WebSocket(`${stack.bff.url.replace(/^http/, 'ws')}/public/chat`, {
-      origin: 'https://evil.example',
-    });
-    const status = await new Promise<number>((resolve) => {
-      ws.on('unexpected-response', (_req, res: IncomingMessage) => resolve(res.statusCode ?? 0));
-      ws.on('open', () => resolve(101));
-      ws.on('error', () => resolve(0));
-    });
-    ws.terminate();
-    expect(status).toBe(403);
+    const url = stack.bff.url;
+    const variants = [
+      'https://evil.example',
+      `${url}/`,
+      url.toUpperCase(),
+      url.replace('127.0.0.1', 'localhost'),
+      'null',
+    ];
+    for (const path of ['/public/chat', '/maybe/chat', '/billing/chat']) {
+      for (const origin of variants) {
+        const ws = new WebSocket(`${url.replace(/^http/, 'ws')}${path}`, { origin });
+        const status = await new Promise<number>((resolve) => {
+          ws.on('unexpected-response', (_req, res: IncomingMessage) => resolve(res.statusCode ?? 0));
+          ws.on('open', () => resolve(101));
+          ws.on('error', () => resolve(0));
+        });
+        ws.terminate();
+        expect([path, origin, status]).toEqual([path, origin, 403]);
+      }
+    }
     expect(upstream.handshakes.length).toBe(before);
   });
 });
