@@ -35,6 +35,10 @@ export const ERRORS = {
     message: 'API routes accept GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS.',
   },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
+  too_many_sockets: {
+    status: 429,
+    message: 'This session has as many WebSockets open as it may have. Close one before opening another.',
+  },
   internal_error: { status: 500, message: 'Something went wrong in coatcheck.' },
   upstream_unreachable: { status: 502, message: 'The API could not be reached.' },
   idp_unavailable: { status: 503, message: 'The identity provider is unavailable. Try again shortly.' },

@@ -13,11 +13,13 @@ import type { Duplex } from 'node:stream';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { sessionFromCookie } from '../http/request-session.js';
-import { nonceChallenge, signerFor } from '../oidc/dpop.js';
-import type { TokenSet } from '../oidc/token-set.js';
+import { nonceChallenge, signerFor, type DpopKeyJwk } from '../oidc/dpop.js';
+import { tokenFor, type AccessToken } from '../oidc/token-set.js';
+import type { Session } from '../session/sessions.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { compileRoutes, type RouteMatch } from './routes.js';
 import { isSafePath } from './safe-path.js';
+import { SocketQuota } from './websocket-quota.js';
 import { WebSocketTunnel } from './websocket-tunnel.js';
 
 /** RFC 6455 §7.4.1: the endpoint is going away, as a server does when it shuts down. */
@@ -43,16 +45,19 @@ export interface WebSocketProxyOptions {
 }
 
 /**
- * WebSockets to API routes. Browsers cannot add X-CSRF to a WebSocket handshake, so the Origin header
- * stands in for it: it must be the public origin exactly. Then, as on the fast path, the session
- * (401 without one, before anything is upgraded) and a refresh when due; then the handshake goes to
- * the upstream with the access token and without coatcheck's cookies, and the upstream's answer
- * comes back: its 101 and then both directions relayed byte for byte, or its refusal as it is.
- * BFF_UPSTREAM_TIMEOUT bounds the wait for that answer's head only, never an established socket.
+ * WebSockets to API routes. The handshake is an API call like any (handler.ts): the route's methods
+ * must include GET, and its token policy decides whether the session is read and which token goes
+ * upstream. Browsers cannot add X-CSRF to a WebSocket handshake, so the Origin header stands in for
+ * it on every route: it must be the public origin exactly. Then, as on the fast path, the session
+ * (401 without one where the route needs it, before anything is upgraded) and a refresh when due;
+ * then the handshake goes to the upstream with the route's token, if any, and without coatcheck's
+ * cookies, and the upstream's answer comes back: its 101 and then both directions relayed byte for
+ * byte, or its refusal as it is. BFF_UPSTREAM_TIMEOUT bounds the wait for that answer's head only,
+ * never an established socket.
  *
- * Every socket is registered with its session (ctx.openSockets), which closes it with 4401 "session
- * ended" when the session ends. Returns the closer for shutdown: upgraded sockets are no longer the
- * HTTP server's to close.
+ * Every socket opened with a session is registered with it (ctx.openSockets), which closes it with
+ * 4401 "session ended" when the session ends, and counts against the session's quota. Returns the
+ * closer for shutdown: upgraded sockets are no longer the HTTP server's to close.
  */
 export function attachWebSocketProxy(
   server: Server,
@@ -65,8 +70,10 @@ export function attachWebSocketProxy(
   const publicOrigin = publicUrl.origin;
   const forwarded = { proto: publicUrl.protocol.slice(0, -1), host: publicUrl.host };
   const tunnels = new Set<WebSocketTunnel>();
+  const quota = new SocketQuota();
   let closed = false;
 
+  /** `refusal` gets the headers a refusal needs (Allow), as handler.ts sets them on its response. */
   async function handle(
     req: IncomingMessage,
     socket: Duplex,
@@ -74,19 +81,62 @@ export function attachWebSocketProxy(
     path: string,
     found: RouteMatch,
     requestId: string,
+    refusal: Record<string, string>,
   ): Promise<number> {
-    if (req.method !== 'GET') throw new BffError('method_not_allowed');
+    const { route } = found;
+    // A handshake is a GET (RFC 6455 §4.1), so it needs a route that accepts GET.
+    if (!route.methods.has('GET')) {
+      refusal.Allow = route.allow;
+      throw new BffError('method_not_allowed', { message: `This API route accepts ${route.allow}.` });
+    }
+    if (req.method !== 'GET') {
+      refusal.Allow = 'GET';
+      throw new BffError('method_not_allowed', { message: 'A WebSocket handshake is a GET.' });
+    }
+    // Node has stopped parsing the connection: a body would reach the upstream after its 101, as
+    // bytes of the WebSocket, or as a request of its own to an upstream that ignores the upgrade.
+    if (carriesBody(req)) throw new BffError('invalid_request', { message: NO_BODY });
     if (!isSafePath(path)) throw new BffError('invalid_path');
     if (req.headers.origin !== publicOrigin) throw new BffError('origin_not_allowed');
-    const begun = openSockets.begin();
-    const session = await sessionFromCookie(ctx, req.headers.cookie, facts.secure(req), ctx.sessionCache);
-    if (!session) throw new BffError('unauthenticated');
-    const tokens = await ctx.refresher.fresh(session);
+    let session: Session | undefined;
+    let begun = 0;
+    // A `none` route never attaches a token, so it has no use for the session.
+    if (route.token !== 'none') {
+      begun = openSockets.begin();
+      session = await sessionFromCookie(ctx, req.headers.cookie, facts.secure(req), ctx.sessionCache);
+    }
+    if (!session && route.token === 'user') throw new BffError('unauthenticated');
+    const release = session ? quota.take(session.key) : () => undefined;
+    if (!release) throw new BffError('too_many_sockets');
+    let kept = false;
+    try {
+      const status = await connect(req, socket, head, found, requestId, session, begun, release);
+      kept = status === 101;
+      return status;
+    } finally {
+      if (!kept) release();
+    }
+  }
+
+  /** From the token on: the handshake upstream, and the tunnel if the upstream switches protocols. */
+  async function connect(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    found: RouteMatch,
+    requestId: string,
+    session: Session | undefined,
+    begun: number,
+    release: () => void,
+  ): Promise<number> {
+    const target = found.route.tokenTarget;
+    const tokens = session && (await ctx.refresher.fresh(session, target));
+    const access = tokens && tokenFor(tokens, target);
     if (socket.destroyed) return 0;
 
     const upstreamPath = found.route.basePath + found.rest;
     const fullPath = upstreamPath.charCodeAt(0) === 47 ? upstreamPath : `/${upstreamPath}`;
-    const answer = await handshake(req, found.route.origin, fullPath, tokens, requestId);
+    const answer = await handshake(req, found.route.origin, fullPath, access, tokens?.dpopKey, requestId);
     if (answer.statusCode !== 101) {
       // The browser may have gone while the upstream answered: then nobody reads its answer.
       if (socket.destroyed) answer.response.destroy();
@@ -108,13 +158,15 @@ export function attachWebSocketProxy(
       { client: head, upstream: answer.head },
       () => {
         tunnels.delete(tunnel);
-        remove();
+        remove?.();
+        release();
         log.debug({ reqId: requestId }, 'websocket closed');
       },
     );
     tunnels.add(tunnel);
     // The tunnel reports its close from an event, never from its constructor: `remove` is set by then.
-    const remove = openSockets.add(session, tunnel, begun);
+    // A socket without a session (a `none` route, or `optional` without one) carries nothing of one to end.
+    const remove = session && openSockets.add(session, tunnel, begun);
     return 101;
   }
 
@@ -126,23 +178,29 @@ export function attachWebSocketProxy(
   }
 
   /**
-   * Sends the handshake and waits, for BFF_UPSTREAM_TIMEOUT at most, for the head of the answer. An
-   * upstream that wants a DPoP nonce gets the handshake once more, with its nonce.
+   * Sends the handshake, with `access` if the route attaches a token, and waits, for
+   * BFF_UPSTREAM_TIMEOUT at most, for the head of the answer. An upstream that wants a DPoP nonce
+   * gets the handshake once more, with its nonce.
    */
   async function handshake(
     req: IncomingMessage,
     origin: string,
     path: string,
-    tokens: TokenSet,
+    access: AccessToken | undefined,
+    key: DpopKeyJwk | undefined,
     requestId: string,
   ): Promise<Answer> {
-    const { dpopKey } = tokens;
+    // A key comes only with a session, whose token for this route fresh() made sure of.
+    const dpopKey = access && key;
     const headers = upstreamRequestHeaders(
       req.headers,
-      `${dpopKey ? 'DPoP' : 'Bearer'} ${tokens.accessToken}`,
+      access && `${dpopKey ? 'DPoP' : 'Bearer'} ${access.accessToken}`,
       { for: facts.forwardedFor(req), ...forwarded },
       requestId,
+      ctx.hostSession?.cookieNames,
     );
+    // The handshake has no body (carriesBody), and the upstream must not wait for one.
+    delete headers['content-length'];
     headers.connection = 'Upgrade';
     headers.upgrade = 'websocket';
     const send = (): Promise<Answer> => {
@@ -151,7 +209,7 @@ export function attachWebSocketProxy(
           // RFC 9449 §4.2: the proof names the method and the URI without its query; ws: is http: here.
           htm: 'GET',
           htu: origin + pathOnly(path),
-          accessToken: tokens.accessToken,
+          accessToken: access.accessToken,
           nonce: ctx.dpopNonces.get(origin),
         });
       }
@@ -199,13 +257,13 @@ export function attachWebSocketProxy(
         'request',
       );
     };
-    handle(req, socket, head, path, found, requestId).then(done, (err: unknown) => {
+    const refusal: Record<string, string> = {};
+    handle(req, socket, head, path, found, requestId, refusal).then(done, (err: unknown) => {
       const e = err instanceof BffError ? err : new BffError('internal_error', { cause: err });
       const entry = { reqId: requestId, error: e.code, cause: describeCause(e.cause) };
       if (e.status >= 500) log.error(entry, e.message);
       else log.info(entry, e.message);
-      if (e.code === 'method_not_allowed') refuse(socket, e.status, e.toJSON(), { Allow: 'GET' });
-      else refuse(socket, e.status, e.toJSON());
+      refuse(socket, e.status, e.toJSON(), refusal);
       done(e.status);
     });
   });
@@ -219,6 +277,14 @@ export function attachWebSocketProxy(
 }
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+const NO_BODY = 'A request asking for an upgrade cannot have a body.';
+
+/** Whether the request says it has a body: any Transfer-Encoding, or a Content-Length other than 0. */
+function carriesBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
 
 /** Opens a fresh connection (an upgraded one never goes back to a pool) and resolves with the answer's head. */
 function upstreamHandshake(
@@ -308,11 +374,8 @@ function answerAsHttp(
   serve: (req: IncomingMessage, res: ServerResponse) => void,
 ): void {
   socket.on('error', () => socket.destroy());
-  const length = req.headers['content-length'];
-  if (head.length || req.headers['transfer-encoding'] || (length !== undefined && length !== '0')) {
-    const e = new BffError('invalid_request', {
-      message: 'A request asking for an upgrade cannot have a body.',
-    });
+  if (head.length || carriesBody(req)) {
+    const e = new BffError('invalid_request', { message: NO_BODY });
     refuse(socket, e.status, e.toJSON());
     return;
   }
