@@ -197,7 +197,7 @@ export function attachWebSocketProxy(
       access && `${dpopKey ? 'DPoP' : 'Bearer'} ${access.accessToken}`,
       { for: facts.forwardedFor(req), ...forwarded },
       requestId,
-      ctx.hostSession?.cookieNames,
+      ctx.hostSession?.upstreamCookieFilter(req),
     );
     // The handshake has no body (carriesBody), and the upstream must not wait for one.
     delete headers['content-length'];
