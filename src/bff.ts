@@ -15,7 +15,12 @@ import { tokenFor, tokenTarget, type TokenTarget } from './oidc/token-set.js';
 import { configFromOptions, type BffOptions } from './options.js';
 import { compileRoutes } from './proxy/routes.js';
 import { hasCsrfHeader } from './security/csrf.js';
-import { hostSessionFor, hostSessionOptionProblems, type HostStore } from './session/host-session.js';
+import {
+  hostSessionFor,
+  hostSessionOptionProblems,
+  type HostCookie,
+  type HostStore,
+} from './session/host-session.js';
 import { MemorySessionStore } from './session/memory-store.js';
 import { connectionProblems } from './session/redis-connection.js';
 import { RedisSessionStore } from './session/redis-store.js';
@@ -120,12 +125,13 @@ function bodyAlreadyRead(req: Request): boolean {
 
 /** Validates the options once, then wires a coatcheck up. It never listens: the host does, or start.ts. */
 export async function createBff(options: BffOptions, deps: BffDeps = {}): Promise<Bff> {
-  const { session, sessionCookieName, hostSessionStore, settings } = withoutHostOptions(options);
+  const { session, sessionCookieName, hostSessionStore, hostSessionCookie, settings } =
+    withoutHostOptions(options);
   const problems = [
     ...(session === undefined || session === 'express-session'
       ? []
       : ["session: must be 'express-session', or left out for coatcheck's own session cookie"]),
-    ...hostSessionOptionProblems({ session, sessionCookieName, hostSessionStore }),
+    ...hostSessionOptionProblems({ session, sessionCookieName, hostSessionStore, hostSessionCookie }),
   ];
   let config: Config;
   try {
@@ -143,6 +149,7 @@ export async function createBff(options: BffOptions, deps: BffDeps = {}): Promis
         ? {
             cookieName: sessionCookieName as string | undefined,
             store: hostSessionStore as HostStore | undefined,
+            cookie: hostSessionCookie as HostCookie | undefined,
           }
         : undefined,
   });
@@ -153,6 +160,7 @@ function withoutHostOptions(options: BffOptions): {
   session: unknown;
   sessionCookieName: unknown;
   hostSessionStore: unknown;
+  hostSessionCookie: unknown;
   settings: BffOptions;
 } {
   if (typeof options !== 'object' || options === null) {
@@ -160,11 +168,18 @@ function withoutHostOptions(options: BffOptions): {
       session: undefined,
       sessionCookieName: undefined,
       hostSessionStore: undefined,
+      hostSessionCookie: undefined,
       settings: options,
     };
   }
-  const { session, sessionCookieName, hostSessionStore, ...settings } = options;
-  return { session, sessionCookieName, hostSessionStore, settings: settings as BffOptions };
+  const { session, sessionCookieName, hostSessionStore, hostSessionCookie, ...settings } = options;
+  return {
+    session,
+    sessionCookieName,
+    hostSessionStore,
+    hostSessionCookie,
+    settings: settings as BffOptions,
+  };
 }
 
 /** The store the config names; a Redis user that may not publish is a configuration error. */
@@ -224,7 +239,13 @@ export async function bffFromConfig(
    * hostSession: the browser's session is the host's express-session (createBff's `session` option),
    * with its cookie's name and store when the host gave them.
    */
-  mode: { readonly hostSession?: { readonly cookieName?: string; readonly store?: HostStore } } = {},
+  mode: {
+    readonly hostSession?: {
+      readonly cookieName?: string;
+      readonly store?: HostStore;
+      readonly cookie?: HostCookie;
+    };
+  } = {},
 ): Promise<Bff> {
   const log = deps.log ?? createLogger(config.logLevel);
   const now = deps.now ?? Date.now;

@@ -2,7 +2,7 @@ import { ConfigError, configFromVariables, type Config, type ParMode } from './c
 import { closestName } from './config/names.js';
 import { envSchema } from './config/schema.js';
 import type { DpopAlg } from './oidc/dpop-algs.js';
-import type { HostStore } from './session/host-session.js';
+import type { HostCookie, HostStore } from './session/host-session.js';
 
 /** One API route: requests to `path` and below go to `target`, with the session's access token. */
 export interface RouteOption {
@@ -115,6 +115,11 @@ export interface BffOptions {
    * host's sessions in it, even at a replica that has served no request yet.
    */
   readonly hostSessionStore?: HostStore;
+  /**
+   * With session: 'express-session', the `cookie` settings given to express-session: checked at start-up,
+   * with a warning for each that is weaker than coatcheck's own. Without it, the first request's cookie is checked.
+   */
+  readonly hostSessionCookie?: HostCookie;
 }
 
 type Words<S extends string> = S extends `${infer H}_${infer T}`

@@ -230,6 +230,26 @@ test('weak host cookie settings are logged once, when the first request shows th
   expect(warnings.map((w) => w.msg).join('\n')).toMatch(/HttpOnly[\s\S]*SameSite[\s\S]*Secure/);
 });
 
+test('with hostSessionCookie, weak settings are logged at start-up, before any request, and not again', () => {
+  const lines: string[] = [];
+  const host = new HostSession({
+    secrets: [SECRET],
+    index: new HostSessionIndex(memoryIndexBackend(), [SECRET]),
+    log: createLogger('info', { write: (line: string) => void lines.push(line) }),
+    https: true,
+    cookie: { httpOnly: true, sameSite: 'lax', secure: false },
+  });
+  const atStart = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+  expect(atStart).toEqual(['the host session cookie is not Secure although BFF_PUBLIC_URL is https']);
+  const req = {
+    headers: {},
+    session: { regenerate() {}, destroy() {}, cookie: { httpOnly: false, secure: false } },
+    sessionID: 'h',
+  } as unknown as IncomingMessage;
+  host.locate(req);
+  expect(lines).toHaveLength(1);
+});
+
 describe("createBff's session option", () => {
   const options = {
     issuer: 'http://127.0.0.1:9/unreachable-idp',

@@ -42,6 +42,7 @@ export async function createExampleApp(settings: ExampleSettings, deps: BffDeps 
   const redis = new Redis(settings.redisUrl);
   const store = new RedisStore({ client: redis, prefix: 'example:sess:' });
   const cookieName = 'example.sid';
+  const cookie = { httpOnly: true, sameSite: 'lax', secure: https, maxAge: 8 * 3600 * 1000 } as const;
   const bff = await createBff(
     {
       issuer: settings.issuer,
@@ -56,6 +57,8 @@ export async function createExampleApp(settings: ExampleSettings, deps: BffDeps 
       // back-channel logout destroys sessions even at a replica that has served no request yet.
       sessionCookieName: cookieName,
       hostSessionStore: store,
+      // The same cookie settings express-session gets, so coatcheck checks them at start-up.
+      hostSessionCookie: cookie,
       ...settings.bff,
     },
     deps,
@@ -75,7 +78,7 @@ export async function createExampleApp(settings: ExampleSettings, deps: BffDeps 
       resave: true,
       rolling: true,
       saveUninitialized: false,
-      cookie: { httpOnly: true, sameSite: 'lax', secure: https, maxAge: 8 * 3600 * 1000 },
+      cookie,
     }),
   );
   // After express-session: coatcheck reads req.sessionID, and regenerates or destroys req.session.

@@ -59,9 +59,19 @@ export function hostSessionOptionProblems(options: {
   readonly session: unknown;
   readonly sessionCookieName: unknown;
   readonly hostSessionStore: unknown;
+  readonly hostSessionCookie?: unknown;
 }): string[] {
   const problems: string[] = [];
   const hostMode = options.session === 'express-session';
+  if (options.hostSessionCookie !== undefined) {
+    if (!hostMode) {
+      problems.push("hostSessionCookie: only applies with session: 'express-session'");
+    } else if (typeof options.hostSessionCookie !== 'object' || options.hostSessionCookie === null) {
+      problems.push(
+        "hostSessionCookie: must be the `cookie` object given to express-session, such as { sameSite: 'lax' }",
+      );
+    }
+  }
   if (options.sessionCookieName !== undefined) {
     if (!hostMode) {
       problems.push("sessionCookieName: only applies with session: 'express-session'");
@@ -151,10 +161,16 @@ export class HostSession {
       readonly cookieName?: string;
       /** express-session's store, when the host gives it; otherwise learned from the first request. */
       readonly store?: HostStore;
+      /** express-session's `cookie` settings, when the host gives them: checked now, at start-up. */
+      readonly cookie?: HostCookie;
     },
   ) {
     this.cookieNames = new Set([options.cookieName ?? DEFAULT_HOST_COOKIE]);
     this.store = options.store;
+    if (options.cookie) {
+      this.checked = true;
+      for (const warning of hostCookieWarnings(options.cookie, options.https)) options.log.warn(warning);
+    }
   }
 
   /** Undefined when the request's host session carries no login (or there is none). */
@@ -297,7 +313,7 @@ export function hostSessionFor(
   store: SessionStore,
   log: Logger,
   now: () => number,
-  host: { readonly cookieName?: string; readonly store?: HostStore } = {},
+  host: { readonly cookieName?: string; readonly store?: HostStore; readonly cookie?: HostCookie } = {},
 ): HostSession {
   const backend =
     store instanceof RedisSessionStore && config.store.kind === 'redis'
@@ -310,5 +326,6 @@ export function hostSessionFor(
     https: config.publicUrl.startsWith('https:'),
     cookieName: host.cookieName,
     store: host.store,
+    cookie: host.cookie,
   });
 }
