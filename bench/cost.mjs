@@ -19,7 +19,19 @@ import { Pool } from 'undici';
 import { startIdp } from '../dist/demo/idp.js';
 import { once } from 'node:events';
 import { profileMarkdown, summariseProfile } from './profile.mjs';
-import { CLIENT, SECRET, freePort, login, median, start, stopAll, tmpDirs, waitForPort } from './lib.mjs';
+import {
+  CLIENT,
+  SECRET,
+  freePort,
+  login,
+  median,
+  start,
+  stopAll,
+  tmpDirs,
+  waitForPort,
+  startBenchRedis,
+  benchIdpOptions,
+} from './lib.mjs';
 
 const TOOL = process.env.COST_TOOL ?? 'cpu';
 const CALLGRIND = TOOL === 'callgrind';
@@ -68,32 +80,10 @@ async function main() {
   const ports = {};
   for (const k of ['redis', 'upstream', 'bare', 'coatcheck']) ports[k] = await freePort();
   const redisUrl = `redis://127.0.0.1:${ports.redis}`;
-  start('redis-server', [
-    '--port',
-    String(ports.redis),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-  ]);
+  startBenchRedis(ports.redis);
   start(process.execPath, ['bench/upstream.mjs'], { PORT: String(ports.upstream) }, 'upstream');
   const coatcheckUrl = `http://127.0.0.1:${ports.coatcheck}`;
-  const idp = await startIdp({
-    users: [{ username: 'bench', password: 'bench', sub: 'bench-user-0001', claims: { name: 'Bench User' } }],
-    accessTokenTtl: 3600,
-    clients: [
-      {
-        client_id: CLIENT.id,
-        client_secret: CLIENT.secret,
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        redirect_uris: [`${coatcheckUrl}/bff/callback`],
-        post_logout_redirect_uris: [`${coatcheckUrl}/`],
-      },
-    ],
-  });
+  const idp = await startIdp(benchIdpOptions(coatcheckUrl));
   await waitForPort(ports.redis, 'redis');
   const outDir = mkdtempSync(join(tmpdir(), 'coatcheck-cost-'));
   tmpDirs.push(outDir);

@@ -153,3 +153,38 @@ export function machine() {
     date: new Date().toISOString(),
   };
 }
+
+/** A throw-away redis-server on `port`: nothing saved, nothing appended. */
+export function startBenchRedis(port) {
+  return start(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {},
+    'redis',
+  );
+}
+
+const BENCH_USER = {
+  username: 'bench',
+  password: 'bench',
+  sub: 'bench-user-0001',
+  claims: { name: 'Bench User', email: 'bench@example.com', email_verified: true },
+};
+
+/** The options of the bench's IdP: one user, and the bench client returning to `publicUrl`. */
+export function benchIdpOptions(publicUrl, accessTokenTtl = 3600) {
+  return {
+    users: [BENCH_USER],
+    accessTokenTtl,
+    clients: [
+      {
+        client_id: CLIENT.id,
+        client_secret: CLIENT.secret,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [`${publicUrl}/bff/callback`],
+        post_logout_redirect_uris: [`${publicUrl}/`],
+      },
+    ],
+  };
+}

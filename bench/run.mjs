@@ -27,6 +27,8 @@ import {
   totalCommands,
   waitForPort,
   wrk,
+  startBenchRedis,
+  benchIdpOptions,
 } from './lib.mjs';
 import { profileMarkdown, summariseProfile } from './profile.mjs';
 import { barChart } from './svg.mjs';
@@ -104,36 +106,11 @@ async function main() {
   tmpDirs.push(tmp);
   const redisUrl = `redis://127.0.0.1:${ports.redis}`;
 
-  start(
-    'redis-server',
-    ['--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {},
-    'redis',
-  );
+  startBenchRedis(ports.redis);
   start(process.execPath, ['bench/upstream.mjs'], { PORT: String(ports.upstream) }, 'upstream');
   start('nginx', ['-c', nginxConfig(tmp, ports.nginx, ports.upstream), '-p', tmp], {}, 'nginx');
   const coatcheckUrl = `http://127.0.0.1:${ports.coatcheck}`;
-  const idp = await startIdp({
-    users: [
-      {
-        username: 'bench',
-        password: 'bench',
-        sub: 'bench-user-0001',
-        claims: { name: 'Bench User', email: 'bench@example.com', email_verified: true },
-      },
-    ],
-    accessTokenTtl: 3600,
-    clients: [
-      {
-        client_id: CLIENT.id,
-        client_secret: CLIENT.secret,
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        redirect_uris: [`${coatcheckUrl}/bff/callback`],
-        post_logout_redirect_uris: [`${coatcheckUrl}/`],
-      },
-    ],
-  });
+  const idp = await startIdp(benchIdpOptions(coatcheckUrl));
   await waitForPort(ports.redis, 'redis');
   const coatcheckEnv = {
     NODE_ENV: 'production',

@@ -25,6 +25,8 @@ import {
   totalCommands,
   waitForPort,
   wrk,
+  startBenchRedis,
+  benchIdpOptions,
 } from './lib.mjs';
 import { barChart, scatterChart } from './svg.mjs';
 
@@ -95,31 +97,9 @@ async function main() {
   tmpDirs.push(tmp);
   const redisUrl = `redis://127.0.0.1:${ports.redis}`;
   const publicUrl = `http://127.0.0.1:${ports.a}`;
-  start('redis-server', [
-    '--port',
-    String(ports.redis),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-  ]);
+  startBenchRedis(ports.redis);
   start(process.execPath, ['bench/upstream.mjs'], { PORT: String(ports.upstream) }, 'upstream');
-  const idp = await startIdp({
-    users: [{ username: 'bench', password: 'bench', sub: 'bench-user-0001', claims: { name: 'Bench User' } }],
-    accessTokenTtl: TOKEN_TTL,
-    clients: [
-      {
-        client_id: CLIENT.id,
-        client_secret: CLIENT.secret,
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        redirect_uris: [`${publicUrl}/bff/callback`],
-        post_logout_redirect_uris: [`${publicUrl}/`],
-      },
-    ],
-  });
+  const idp = await startIdp(benchIdpOptions(publicUrl, TOKEN_TTL));
   const idpCounts = { refreshGrants: 0, reuse: 0, grantErrors: 0 };
   idp.provider.on('grant.success', (ctx) => {
     if (ctx.oidc.params?.grant_type === 'refresh_token') idpCounts.refreshGrants++;

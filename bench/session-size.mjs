@@ -3,39 +3,24 @@
 // Run: npm run build && node bench/session-size.mjs
 import { Redis } from 'ioredis';
 import { startIdp } from '../dist/demo/idp.js';
-import { CLIENT, SECRET, freePort, login, start, stopAll, waitForPort } from './lib.mjs';
+import {
+  CLIENT,
+  SECRET,
+  freePort,
+  login,
+  start,
+  stopAll,
+  waitForPort,
+  startBenchRedis,
+  benchIdpOptions,
+} from './lib.mjs';
 
 export async function sessionSize() {
   const ports = { redis: await freePort(), coatcheck: await freePort(), upstream: await freePort() };
   const redisUrl = `redis://127.0.0.1:${ports.redis}`;
-  start(
-    'redis-server',
-    ['--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {},
-    'redis',
-  );
+  startBenchRedis(ports.redis);
   const coatcheckUrl = `http://127.0.0.1:${ports.coatcheck}`;
-  const idp = await startIdp({
-    users: [
-      {
-        username: 'bench',
-        password: 'bench',
-        sub: 'bench-user-0001',
-        claims: { name: 'Bench User', email: 'bench@example.com', email_verified: true },
-      },
-    ],
-    accessTokenTtl: 3600,
-    clients: [
-      {
-        client_id: CLIENT.id,
-        client_secret: CLIENT.secret,
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        redirect_uris: [`${coatcheckUrl}/bff/callback`],
-        post_logout_redirect_uris: [`${coatcheckUrl}/`],
-      },
-    ],
-  });
+  const idp = await startIdp(benchIdpOptions(coatcheckUrl));
   await waitForPort(ports.redis, 'redis');
   start(
     process.execPath,

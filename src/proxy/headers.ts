@@ -67,7 +67,8 @@ export function isClientClaim(name: string): boolean {
   return false;
 }
 
-const HOP_BY_HOP_RESPONSE = new Set([
+/** Response headers that belong to the hop, never relayed (a WebSocket's 101 gets coatcheck's own Connection and Upgrade). */
+export const HOP_BY_HOP_RESPONSE: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

@@ -16,7 +16,7 @@ import { sessionFromCookie } from '../http/request-session.js';
 import { nonceChallenge, signerFor, type DpopKeyJwk } from '../oidc/dpop.js';
 import { tokenFor, type AccessToken } from '../oidc/token-set.js';
 import type { Session } from '../session/sessions.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { HOP_BY_HOP_RESPONSE, downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { compileRoutes, type RouteMatch } from './routes.js';
 import { isSafePath } from './safe-path.js';
 import { SocketQuota } from './websocket-quota.js';
@@ -24,18 +24,6 @@ import { WebSocketTunnel } from './websocket-tunnel.js';
 
 /** RFC 6455 §7.4.1: the endpoint is going away, as a server does when it shuts down. */
 const GOING_AWAY = { code: 1001, reason: 'server shutting down' } as const;
-
-/** Response headers that belong to the hop; Connection and Upgrade are written by coatcheck itself. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'upgrade',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'te',
-  'trailer',
-  'transfer-encoding',
-]);
 
 export interface WebSocketProxyOptions {
   /** Another upgrade handler (the dev server's) takes upgrades outside the API routes. */
@@ -337,7 +325,7 @@ function switchingProtocols(response: IncomingMessage): string {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) continue;
+    if (HOP_BY_HOP_RESPONSE.has(lower)) continue;
     if (lower === 'set-cookie' && !downstreamResponseHeaders({ 'set-cookie': [raw[i + 1]!] })['set-cookie'])
       continue;
     lines.push(`${name}: ${raw[i + 1]!}`);
