@@ -186,6 +186,9 @@ async function signOutInAnotherTab(page: Page): Promise<void> {
 
 test('a session ended elsewhere: the page says so when the tab is back in focus, and on the next call', async () => {
   const context = await browser.newContext({ viewport: { width: 1200, height: 860 } });
+  // Without the demo's live WebSocket, which would tell the page at once (test-e2e/websocket.e2e.test.ts):
+  // this test is about a page that has only focus events and its own calls to learn from.
+  await context.addInitScript(() => Object.defineProperty(window, 'WebSocket', { value: undefined }));
   const page = await context.newPage();
   await page.goto(appUrl);
   await page.locator('#signed-out').waitFor();
