@@ -20,8 +20,6 @@ import { startIdp } from '../dist/demo/idp.js';
 import { once } from 'node:events';
 import { profileMarkdown, summariseProfile } from './profile.mjs';
 import {
-  CLIENT,
-  SECRET,
   freePort,
   login,
   median,
@@ -31,6 +29,7 @@ import {
   waitForPort,
   startBenchRedis,
   benchIdpOptions,
+  benchCoatcheckEnv,
 } from './lib.mjs';
 
 const TOOL = process.env.COST_TOOL ?? 'cpu';
@@ -117,20 +116,15 @@ async function main() {
               ],
             ]
           : [process.execPath, args];
+  // The access log goes to stdout as in production; the bench discards it.
   const coatcheckEnv = {
-    NODE_ENV: 'production',
-    BFF_PORT: String(ports.coatcheck),
-    BFF_HOST: '127.0.0.1',
-    BFF_PUBLIC_URL: coatcheckUrl,
-    BFF_ISSUER: idp.issuer,
-    BFF_CLIENT_ID: CLIENT.id,
-    BFF_CLIENT_SECRET: CLIENT.secret,
-    BFF_REDIS_URL: redisUrl,
-    BFF_SESSION_SECRET: SECRET,
-    BFF_AUTH_PARAMS: 'prompt=consent',
-    BFF_ROUTES: JSON.stringify([{ path: '/api', target: `http://127.0.0.1:${ports.upstream}/v1` }]),
-    // The access log goes to stdout as in production; the bench discards it.
-    BFF_LOG_LEVEL: 'info',
+    ...benchCoatcheckEnv({
+      port: ports.coatcheck,
+      publicUrl: coatcheckUrl,
+      issuer: idp.issuer,
+      redisUrl,
+      upstreamPort: ports.upstream,
+    }),
     // Profiles and system-call counts are written at exit, which need not wait for a load balancer.
     BFF_SHUTDOWN_DELAY: '0',
   };

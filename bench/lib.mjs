@@ -188,3 +188,22 @@ export function benchIdpOptions(publicUrl, accessTokenTtl = 3600) {
     ],
   };
 }
+
+/** The environment of a benched coatcheck: production mode, the bench client and Redis, one route /api. */
+export function benchCoatcheckEnv({ port, publicUrl, issuer, redisUrl, upstreamPort, logLevel = 'info' }) {
+  return {
+    NODE_ENV: 'production',
+    BFF_PORT: String(port),
+    BFF_HOST: '127.0.0.1',
+    BFF_PUBLIC_URL: publicUrl,
+    BFF_ISSUER: issuer,
+    BFF_CLIENT_ID: CLIENT.id,
+    BFF_CLIENT_SECRET: CLIENT.secret,
+    BFF_REDIS_URL: redisUrl,
+    BFF_SESSION_SECRET: SECRET,
+    // oidc-provider issues a refresh token for offline_access only with prompt=consent (OIDC Core §11).
+    BFF_AUTH_PARAMS: 'prompt=consent',
+    BFF_ROUTES: JSON.stringify([{ path: '/api', target: `http://127.0.0.1:${upstreamPort}/v1` }]),
+    BFF_LOG_LEVEL: logLevel,
+  };
+}

@@ -12,7 +12,6 @@ import { startIdp } from '../dist/demo/idp.js';
 import { RedisSessionStore } from '../dist/session/redis-store.js';
 import { Sessions } from '../dist/session/sessions.js';
 import {
-  CLIENT,
   CONNECTIONS,
   SECRET,
   ensureTools,
@@ -29,6 +28,7 @@ import {
   wrk,
   startBenchRedis,
   benchIdpOptions,
+  benchCoatcheckEnv,
 } from './lib.mjs';
 import { profileMarkdown, summariseProfile } from './profile.mjs';
 import { barChart } from './svg.mjs';
@@ -112,21 +112,14 @@ async function main() {
   const coatcheckUrl = `http://127.0.0.1:${ports.coatcheck}`;
   const idp = await startIdp(benchIdpOptions(coatcheckUrl));
   await waitForPort(ports.redis, 'redis');
-  const coatcheckEnv = {
-    NODE_ENV: 'production',
-    BFF_PORT: String(ports.coatcheck),
-    BFF_HOST: '127.0.0.1',
-    BFF_PUBLIC_URL: coatcheckUrl,
-    BFF_ISSUER: idp.issuer,
-    BFF_CLIENT_ID: CLIENT.id,
-    BFF_CLIENT_SECRET: CLIENT.secret,
-    BFF_REDIS_URL: redisUrl,
-    BFF_SESSION_SECRET: SECRET,
-    // oidc-provider issues a refresh token for offline_access only with prompt=consent (OIDC Core §11).
-    BFF_AUTH_PARAMS: 'prompt=consent',
-    BFF_ROUTES: JSON.stringify([{ path: '/api', target: `http://127.0.0.1:${ports.upstream}/v1` }]),
-    BFF_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-  };
+  const coatcheckEnv = benchCoatcheckEnv({
+    port: ports.coatcheck,
+    publicUrl: coatcheckUrl,
+    issuer: idp.issuer,
+    redisUrl,
+    upstreamPort: ports.upstream,
+    logLevel: process.env.BENCH_LOG_LEVEL ?? 'info',
+  });
   const coatcheck = start(
     process.execPath,
     [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/main.js'],

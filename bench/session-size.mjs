@@ -4,8 +4,6 @@
 import { Redis } from 'ioredis';
 import { startIdp } from '../dist/demo/idp.js';
 import {
-  CLIENT,
-  SECRET,
   freePort,
   login,
   start,
@@ -13,6 +11,7 @@ import {
   waitForPort,
   startBenchRedis,
   benchIdpOptions,
+  benchCoatcheckEnv,
 } from './lib.mjs';
 
 export async function sessionSize() {
@@ -25,20 +24,14 @@ export async function sessionSize() {
   start(
     process.execPath,
     ['dist/main.js'],
-    {
-      NODE_ENV: 'production',
-      BFF_PORT: String(ports.coatcheck),
-      BFF_HOST: '127.0.0.1',
-      BFF_PUBLIC_URL: coatcheckUrl,
-      BFF_ISSUER: idp.issuer,
-      BFF_CLIENT_ID: CLIENT.id,
-      BFF_CLIENT_SECRET: CLIENT.secret,
-      BFF_REDIS_URL: redisUrl,
-      BFF_SESSION_SECRET: SECRET,
-      BFF_AUTH_PARAMS: 'prompt=consent',
-      BFF_ROUTES: JSON.stringify([{ path: '/api', target: `http://127.0.0.1:${ports.upstream}/v1` }]),
-      BFF_LOG_LEVEL: 'warn',
-    },
+    benchCoatcheckEnv({
+      port: ports.coatcheck,
+      publicUrl: coatcheckUrl,
+      issuer: idp.issuer,
+      redisUrl,
+      upstreamPort: ports.upstream,
+      logLevel: 'warn',
+    }),
     'coatcheck',
   );
   await waitForPort(ports.coatcheck, 'coatcheck');
