@@ -156,11 +156,15 @@ function logCall(html, text) {
   return item;
 }
 
-async function callApi() {
-  $('call-api').disabled = true;
-  $('api-error').hidden = true;
+/**
+ * One call through an API route, with what every route shares: the button held while it runs, the log
+ * line, a 401 told apart from the API refusing, and the session's new end. `show` renders a 200's token.
+ */
+async function callRoute({ button, error, path, name, show }) {
+  $(button).disabled = true;
+  $(error).hidden = true;
   try {
-    const res = await api('/api/whoami');
+    const res = await api(path);
     const body = await res.json().catch(() => ({}));
     calls += 1;
     if (!res.ok) {
@@ -168,65 +172,65 @@ async function callApi() {
       // coatcheck answers 401 when the session is gone; /bff/user tells that apart from the API refusing.
       if (res.status === 401) await checkSession();
       if (state !== 'signed-in') return;
-      $('api-error').textContent = body.message ?? `The API answered ${res.status}.`;
-      $('api-error').hidden = false;
+      $(error).textContent = body.message ?? `The ${name} answered ${res.status}.`;
+      $(error).hidden = false;
       return;
     }
-    const t = body.token;
-    const fresh = lastTokenId !== undefined && t.tokenId !== lastTokenId;
-    lastTokenId = t.tokenId;
-    expiresAt = Date.parse(t.expiresAt);
-    $('api-empty').hidden = true;
-    $('api-result').hidden = false;
-    $('api-subject').textContent = t.subject;
-    $('api-issuer').textContent = t.issuer;
-    $('api-audience').textContent = Array.isArray(t.audience) ? t.audience.join(', ') : t.audience;
-    $('token-id').textContent = t.tokenId;
-    $('token-fresh').hidden = !fresh;
-    tick();
-    logCall(
-      `<span class="ok">200</span> call ${calls}: token <code></code>${fresh ? ' <span class="pill">refreshed</span>' : ''}`,
-      t.tokenId.slice(0, 10),
-    );
+    show(body.token);
     // Each call slides the session's idle timeout: show where it ends now.
     await checkSession();
   } catch (err) {
     if (err instanceof Unreachable) logCall('<span class="bad">no answer</span> ').append(err.call);
     report(err);
   } finally {
-    $('call-api').disabled = false;
+    $(button).disabled = false;
   }
 }
 
+const audienceText = (t) => (Array.isArray(t.audience) ? t.audience.join(', ') : t.audience);
+
+const callApi = () =>
+  callRoute({
+    button: 'call-api',
+    error: 'api-error',
+    path: '/api/whoami',
+    name: 'API',
+    show(t) {
+      const fresh = lastTokenId !== undefined && t.tokenId !== lastTokenId;
+      lastTokenId = t.tokenId;
+      expiresAt = Date.parse(t.expiresAt);
+      $('api-empty').hidden = true;
+      $('api-result').hidden = false;
+      $('api-subject').textContent = t.subject;
+      $('api-issuer').textContent = t.issuer;
+      $('api-audience').textContent = audienceText(t);
+      $('token-id').textContent = t.tokenId;
+      $('token-fresh').hidden = !fresh;
+      tick();
+      logCall(
+        `<span class="ok">200</span> call ${calls}: token <code></code>${fresh ? ' <span class="pill">refreshed</span>' : ''}`,
+        t.tokenId.slice(0, 10),
+      );
+    },
+  });
+
 /** The route with its own resource: the same session, another audience, another token. */
-async function callReports() {
-  $('call-reports').disabled = true;
-  $('reports-error').hidden = true;
-  try {
-    const res = await api('/reports/summary');
-    const body = await res.json().catch(() => ({}));
-    calls += 1;
-    if (!res.ok) {
-      logCall('<span class="bad"></span> ', String(res.status)).append(body.error ?? '');
-      if (res.status === 401) await checkSession();
-      if (state !== 'signed-in') return;
-      $('reports-error').textContent = body.message ?? `The reports API answered ${res.status}.`;
-      $('reports-error').hidden = false;
-      return;
-    }
-    const t = body.token;
-    $('reports-result').hidden = false;
-    $('reports-audience').textContent = Array.isArray(t.audience) ? t.audience.join(', ') : t.audience;
-    $('reports-token-id').textContent = t.tokenId;
-    logCall(`<span class="ok">200</span> reports call ${calls}: token <code></code>`, t.tokenId.slice(0, 10));
-    await checkSession();
-  } catch (err) {
-    if (err instanceof Unreachable) logCall('<span class="bad">no answer</span> ').append(err.call);
-    report(err);
-  } finally {
-    $('call-reports').disabled = false;
-  }
-}
+const callReports = () =>
+  callRoute({
+    button: 'call-reports',
+    error: 'reports-error',
+    path: '/reports/summary',
+    name: 'reports API',
+    show(t) {
+      $('reports-result').hidden = false;
+      $('reports-audience').textContent = audienceText(t);
+      $('reports-token-id').textContent = t.tokenId;
+      logCall(
+        `<span class="ok">200</span> reports call ${calls}: token <code></code>`,
+        t.tokenId.slice(0, 10),
+      );
+    },
+  });
 
 const login = () => (window.location.href = `/bff/login?returnTo=${encodeURIComponent(location.pathname)}`);
 $('login').onclick = login;
