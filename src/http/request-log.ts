@@ -48,25 +48,38 @@ function accessLine(log: Logger): AccessLine {
 
 const lines = new WeakMap<Logger, AccessLine>();
 
+/** Each response's request id, for what reads it after the head is written (tracing's span). */
+const ids = new WeakMap<ServerResponse, string>();
+
+export function requestIdOfResponse(res: ServerResponse): string | undefined {
+  return ids.get(res);
+}
+
+/** The ingress's X-Request-Id when it is sane, else a fresh UUID. */
+export function requestIdOf(req: IncomingMessage): string {
+  const incoming = req.headers['x-request-id'];
+  return typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
+}
+
 /**
- * Gives the request an id (the ingress's X-Request-Id when it is sane) and logs one JSON line when
- * it ends. Only method, path and status are logged: never headers, and never the query, which
- * carries codes, states and logout ids.
+ * Logs one JSON line when the request ends. Only method, path and status are logged: never
+ * headers, and never the query, which carries codes, states and logout ids. The caller sends the
+ * id as X-Request-Id (logRequest does; the API fast path puts it in its one writeHead).
  */
-export function logRequest(
+export function logWhenDone(
   log: Logger,
   req: IncomingMessage,
   res: ServerResponse,
+  id: string,
   record?: RequestRecorder,
-): string {
-  const incoming = req.headers['x-request-id'];
-  const id = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
-  res.setHeader('X-Request-Id', id);
+): void {
+  ids.set(res, id);
   let line = lines.get(log);
   if (!line) lines.set(log, (line = accessLine(log)));
   const write = line;
   const started = performance.now();
-  res.once('close', () => {
+  // 'close' is emitted once; on() spares the wrapper once() makes.
+  res.on('close', () => {
     const ms = performance.now() - started;
     record?.(res.statusCode, ms / 1000);
     const url = (req as Partial<Request>).originalUrl ?? req.url ?? '';
@@ -80,6 +93,18 @@ export function logRequest(
       !res.writableFinished,
     );
   });
+}
+
+/** Gives the request an id (requestIdOf), sends it as X-Request-Id, and logs the request when it ends. */
+export function logRequest(
+  log: Logger,
+  req: IncomingMessage,
+  res: ServerResponse,
+  record?: RequestRecorder,
+): string {
+  const id = requestIdOf(req);
+  res.setHeader('X-Request-Id', id);
+  logWhenDone(log, req, res, id, record);
   return id;
 }
 

@@ -26,3 +26,13 @@ export function securityHeaders(config: Config): ReadonlyArray<readonly [string,
   helmet(helmetOptions(config))({} as IncomingMessage, res, () => undefined);
   return headers;
 }
+
+/**
+ * The same headers with lowercase names, for a response whose head is written in one writeHead
+ * (proxy/headers.ts responseHead): an upstream header of the same name replaces one of these, as it
+ * would had these been set first. setHeader per header costs its own bookkeeping on top of the
+ * validation writeHead does anyway, on the proxy's every answer.
+ */
+export function lowercaseSecurityHeaders(config: Config): ReadonlyArray<readonly [string, string]> {
+  return securityHeaders(config).map(([n, v]) => [n.toLowerCase(), v] as const);
+}

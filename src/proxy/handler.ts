@@ -2,9 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppContext } from '../context.js';
 import { BffError } from '../errors.js';
 import { sendJsonError } from '../http/error-handler.js';
-import { logRequest } from '../http/request-log.js';
+import { logWhenDone, requestIdOf } from '../http/request-log.js';
 import { sessionOfRequest } from '../http/request-session.js';
-import { securityHeaders } from '../http/security-headers.js';
+import { lowercaseSecurityHeaders } from '../http/security-headers.js';
 import type { Session } from '../session/sessions.js';
 import { hasCsrfHeader } from '../security/csrf.js';
 import { signerFor } from '../oidc/dpop.js';
@@ -24,7 +24,7 @@ import { stepUpAnswer } from './step-up.js';
 export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerResponse) => boolean {
   const { config, log, requestFacts: facts } = ctx;
   const match = compileRoutes(config.routes);
-  const headers = securityHeaders(config);
+  const security = lowercaseSecurityHeaders(config);
   const publicUrl = new URL(config.publicUrl);
   const forwarded = { proto: publicUrl.protocol.slice(0, -1), host: publicUrl.host };
   const maxBodySize = config.maxBodySize;
@@ -44,6 +44,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     path: string,
     found: RouteMatch,
     requestId: string,
+    own: ReadonlyArray<readonly [string, string]>,
   ): Promise<void> {
     // Each route's own list, from API_METHODS (config/schema.ts), which leaves TRACE out.
     if (!found.route.methods.has(req.method ?? '')) {
@@ -103,6 +104,7 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
           }),
       },
       timeoutMs: config.upstreamTimeoutMs,
+      ownHeaders: own,
       maxBodySize,
       stepUp,
       metrics: routeMetrics.get(found.route.path),
@@ -115,10 +117,16 @@ export function apiProxy(ctx: AppContext): (req: IncomingMessage, res: ServerRes
     if (path === undefined) return false;
     const found = match(path);
     if (!found) return false;
-    for (const [name, value] of headers) res.setHeader(name, value);
-    const id = logRequest(ctx.accessLog, req, res, recordApi);
+    const id = requestIdOf(req);
+    // coatcheck's own headers go out with the answer's head, in one writeHead (forward.ts), or
+    // with an error's.
+    const own = [...security, ['x-request-id', id] as const];
+    logWhenDone(ctx.accessLog, req, res, id, recordApi);
     tracer.route(found.route.path);
-    handle(req, res, path, found, id).catch((err: unknown) => sendJsonError(log, err, res, id));
+    handle(req, res, path, found, id, own).catch((err: unknown) => {
+      if (!res.headersSent) for (const [name, value] of own) res.setHeader(name, value);
+      sendJsonError(log, err, res, id);
+    });
     return true;
   };
 }

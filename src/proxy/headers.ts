@@ -81,6 +81,8 @@ export const HOP_BY_HOP_RESPONSE: ReadonlySet<string> = new Set([
 
 function connectionListed(value: string | string[] | undefined): Set<string> | undefined {
   if (!value) return undefined;
+  // Nearly every request and answer says just this; splitting it would find nothing to drop.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive') return undefined;
   const listed = (Array.isArray(value) ? value.join(',') : value)
     .split(',')
     .map((s) => s.trim().toLowerCase())
@@ -201,4 +203,25 @@ export function downstreamResponseHeaders(
     else if (list !== cacheControl) out['cache-control'] = list;
   }
   return out;
+}
+
+/** A response head as writeHead takes it in one call: names and values in one flat list. */
+export type HeadLines = (string | number | string[])[];
+
+/**
+ * The head for writeHead: `headers` (the upstream's, from downstreamResponseHeaders), then each of
+ * coatcheck's own (lowercase names) that the upstream did not send. A flat list, because building
+ * an object of twenty-odd names per answer costs more than the whole header policy.
+ */
+export function responseHead(
+  headers: OutgoingHttpHeaders,
+  own: ReadonlyArray<readonly [string, string]>,
+): HeadLines {
+  const lines: HeadLines = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined) lines.push(name, value);
+  }
+  for (const [name, value] of own) if (headers[name] === undefined) lines.push(name, value);
+  return lines;
 }

@@ -13,6 +13,7 @@ import {
   type Tracer as ApiTracer,
 } from '@opentelemetry/api';
 import type { Listener, TraceSpan, Tracer, UpstreamSpan } from './tracer.js';
+import { requestIdOfResponse } from '../http/request-log.js';
 
 /** What is current while a request is handled: the span context, and the request's method for naming. */
 interface Scope {
@@ -91,8 +92,8 @@ export class OtelTracer implements Tracer {
       );
       res.once('close', () => {
         span.setAttribute('http.response.status_code', res.statusCode);
-        // Set by request-log.ts: the ingress's sane X-Request-Id, or one made here.
-        const requestId = res.getHeader('x-request-id');
+        // From request-log.ts: the ingress's sane X-Request-Id, or one made there.
+        const requestId = requestIdOfResponse(res);
         if (typeof requestId === 'string') span.setAttribute('coatcheck.request_id', requestId);
         if (!res.writableFinished) span.setAttribute('coatcheck.aborted', true);
         if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
