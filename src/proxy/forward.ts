@@ -5,7 +5,8 @@ import { performance } from 'node:perf_hooks';
 import { BffError } from '../errors.js';
 import type { RouteMetrics, UpstreamErrorReason } from '../metrics.js';
 import { nonceChallenge, type DpopNonces } from '../oidc/dpop.js';
-import { downstreamResponseHeaders } from './headers.js';
+import { downstreamResponseHeaders, responseHead } from './headers.js';
+import { relay } from './relay.js';
 
 const UNREACHABLE = new Set([
   'ECONNREFUSED',
@@ -66,6 +67,11 @@ export interface UpstreamRequest {
   readonly headers: Record<string, string | string[]>;
   readonly timeoutMs: number;
   /**
+   * coatcheck's own response headers (security headers, X-Request-Id), written with the answer's
+   * head; the upstream's header of the same name wins.
+   */
+  readonly ownHeaders?: ReadonlyArray<readonly [string, string]>;
+  /**
    * The largest body to forward, in bytes; 0 or absent means no limit. The caller refuses a
    * Content-Length over it before calling (Node holds the body to its Content-Length), so only a
    * chunked body is counted here.
@@ -110,9 +116,8 @@ function capped(req: IncomingMessage, res: ServerResponse, max: number, onOver: 
 
 /**
  * Streams the request to the upstream and the answer back, without buffering either body.
- * undici's stream() writes the upstream body straight into the response (no intermediate
- * Readable, no pipeline bookkeeping), which the bench shows to be much cheaper than request() +
- * pipeline() for small answers. A client that goes away destroys the response, which
+ * relay() writes the upstream body straight into the response (no intermediate Readable, no
+ * pipeline bookkeeping). A client that goes away destroys the response, which
  * aborts the upstream request. Errors before the answer starts become 502/504; after that the only
  * honest signal left is to cut the connection. A chunked body that passes maxBodySize aborts the
  * upstream request too: before the answer starts the client gets 413, after it a reset.
@@ -143,7 +148,8 @@ export async function forward(
   let challenged = false;
   let retried = false;
   const send = () =>
-    dispatcher.stream(
+    relay(
+      dispatcher,
       {
         origin: target.origin,
         path: target.path,
@@ -156,7 +162,7 @@ export async function forward(
         // Quiet between events is what an event stream does; the client going away ends it.
         bodyTimeout: eventStream ? 0 : target.timeoutMs,
       },
-      ({ statusCode, headers }) => {
+      (statusCode, headers) => {
         if (dpop) {
           const challenge = nonceChallenge(statusCode, headers);
           dpop.nonces.remember(target.origin, challenge ?? firstValue(headers['dpop-nonce']));
@@ -167,11 +173,11 @@ export async function forward(
         }
         target.metrics?.duration.observe((performance.now() - started) / 1000);
         const stepUp = statusCode === 401 ? target.stepUp?.(headers['www-authenticate']) : undefined;
-        if (stepUp) return answerInstead(res, 401, stepUp);
+        if (stepUp) return answerInstead(res, 401, stepUp, target.ownHeaders);
         const out = downstreamResponseHeaders(headers);
         // Proxies in front (nginx) buffer answers unless told not to; an event stream must not wait.
         if (isEventStream(out['content-type'])) out['x-accel-buffering'] = 'no';
-        res.writeHead(statusCode, out);
+        res.writeHead(statusCode, target.ownHeaders ? responseHead(out, target.ownHeaders) : out);
         return res;
       },
     );
@@ -221,13 +227,19 @@ function withoutAcceptEncoding(
 const firstValue = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
 /** Answers the SPA with coatcheck's own JSON in place of the upstream's answer, whose body is dropped. */
-function answerInstead(res: ServerResponse, status: number, json: object): Writable {
+function answerInstead(
+  res: ServerResponse,
+  status: number,
+  json: object,
+  own: ReadonlyArray<readonly [string, string]> = [],
+): Writable {
   const body = JSON.stringify(json);
-  res.writeHead(status, {
-    'Cache-Control': 'no-store',
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-  });
+  const headers = {
+    'cache-control': 'no-store',
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  };
+  res.writeHead(status, responseHead(headers, own));
   res.end(body);
   return discard();
 }
