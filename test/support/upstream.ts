@@ -27,7 +27,7 @@ export interface TestUpstream {
  *  /cache-lines  sends Cache-Control as two lines; /cache-qualified-private  a qualified `private`;
  *  /early  starts its answer at once, before reading the body; anything else echoes JSON.
  */
-export async function startUpstream(): Promise<TestUpstream> {
+export async function startUpstream(opts: { maxHeaderSize?: number } = {}): Promise<TestUpstream> {
   const requests: Recorded[] = [];
   const counts = { started: 0, aborted: 0 };
   const gates = new Map<string, { opened: Promise<void>; open: () => void }>();
@@ -41,7 +41,7 @@ export async function startUpstream(): Promise<TestUpstream> {
     }
     return g;
   };
-  const server = createServer((req, res) => {
+  const server = createServer({ maxHeaderSize: opts.maxHeaderSize }, (req, res) => {
     counts.started++;
     req.on('close', () => {
       if (!req.complete) counts.aborted++;
