@@ -12,7 +12,7 @@
 // COST_N requests (default 20000; 3000 under callgrind) over COST_CONNECTIONS keep-alive
 // connections (32), COST_ROUNDS interleaved rounds (5; 1 under callgrind), COST_PATH small|large.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readFileSync, readdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, readFileSync, readdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
@@ -22,6 +22,7 @@ import { profileMarkdown, summariseProfile } from './profile.mjs';
 import {
   freePort,
   login,
+  machine,
   median,
   start,
   stopAll,
@@ -242,8 +243,40 @@ async function main() {
   return results;
 }
 
+/** The default run (CPU time) is part of npm run bench: its figures go to bench/results/cost.{json,md}. */
+function writeResults(results) {
+  const m = machine();
+  const rows = Object.entries(results).map(([path, { per, ratios }]) => {
+    const bare = median(per['bare Node proxy']);
+    const ours = median(per.coatcheck);
+    return `| ${path === 'small' ? '1 KB' : '100 KB'} | ${bare.toFixed(1)} | ${ours.toFixed(1)} | ${median(ratios).toFixed(2)} × | ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} |`;
+  });
+  writeFileSync(
+    'bench/results/cost.json',
+    `${JSON.stringify({ machine: m, settings: { N, CONNECTIONS, ROUNDS }, results }, null, 2)}\n`,
+  );
+  writeFileSync(
+    'bench/results/cost.md',
+    `# CPU time per proxied request
+
+${m.date.slice(0, 10)} on ${m.cores} × ${m.cpu}, ${m.memoryGb} GB, Node ${m.node}. Reproduce: \`npm run build && node bench/cost.mjs\`.
+
+Each process's own CPU time (user + system, from /proc) for exactly ${N} requests over ${CONNECTIONS} keep-alive
+connections, divided by ${N}; ${ROUNDS} rounds, the two proxies' rounds interleaved. Unlike throughput on a shared machine, a
+process's CPU time per request moves little with what else runs: it is the cost that decides throughput once the
+proxy is the bottleneck. The ratio is bare ÷ coatcheck per round: above 1, coatcheck spends less CPU per request
+than the bare Node proxy.
+
+| body | bare Node proxy µs/request | coatcheck µs/request | bare ÷ coatcheck (median of rounds) | spread |
+|---|---:|---:|---:|---:|
+${rows.join('\n')}
+`,
+  );
+}
+
 try {
-  await main();
+  const results = await main();
+  if (TOOL === 'cpu' && process.env.COST_WRITE !== '0') writeResults(results);
 } finally {
   await stopAll();
 }

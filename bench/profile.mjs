@@ -32,9 +32,9 @@ function ownerOf(frame) {
 /**
  * Reads the one .cpuprofile in `dir` and returns self time by owner and the top functions, over
  * the profile's last `windowS` seconds (the measured load, not start-up), less the final half
- * second (shutdown).
+ * second (shutdown); or, given `range`, from `fromS` to `toS` seconds after the profile began.
  */
-export function summariseProfile(dir, windowS, top = 15) {
+export function summariseProfile(dir, windowS, top = 15, range) {
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error(`no .cpuprofile in ${dir}`);
   const profile = JSON.parse(readFileSync(join(dir, file), 'utf8'));
@@ -43,8 +43,8 @@ export function summariseProfile(dir, windowS, top = 15) {
   const times = [];
   let t = 0;
   for (const d of profile.timeDeltas) times.push((t += d));
-  const end = times.at(-1) - 500_000;
-  const from = end - windowS * 1e6;
+  const end = range ? range.toS * 1e6 : times.at(-1) - 500_000;
+  const from = range ? range.fromS * 1e6 : end - windowS * 1e6;
   profile.samples.forEach((id, i) => {
     if (times[i] >= from && times[i] <= end) hits.set(id, (hits.get(id) ?? 0) + 1);
   });

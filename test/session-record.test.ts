@@ -1,7 +1,9 @@
 import { SignJWT, generateKeyPair } from 'jose';
 import { Redis } from 'ioredis';
 import type { TokenSet } from '../src/oidc/token-set.js';
-import { newSessionId, openRecord, seal, sealRecord, storageId } from '../src/session/crypto.js';
+import { hkdfSync } from 'node:crypto';
+import fc from 'fast-check';
+import { keyFor, newSessionId, openRecord, seal, sealRecord, storageId } from '../src/session/crypto.js';
 import { pack, unpack } from '../src/session/record-codec.js';
 import { RedisSessionStore } from '../src/session/redis-store.js';
 import { Sessions, type SessionData } from '../src/session/sessions.js';
@@ -123,6 +125,18 @@ describe('records of the earlier format (a rolling upgrade)', () => {
 });
 
 describe('sealing', () => {
+  test('the record key is HKDF-SHA256 as hkdfSync derives it, for any session id', () => {
+    const hkdf = (id: string) => Buffer.from(hkdfSync('sha256', id, 'coatcheck/session', 'record-v1', 32));
+    expect(keyFor(newSessionId()).equals(hkdf(newSessionId()))).toBe(false);
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (id) => keyFor(id).equals(hkdf(id))),
+      { numRuns: 500 },
+    );
+    const id = newSessionId();
+    expect(keyFor(id)).toHaveLength(32);
+    expect(keyFor(id).equals(hkdf(id))).toBe(true);
+  });
+
   test('a sealed value opens only for its session and field', () => {
     const id = newSessionId();
     const sealed = sealRecord(id, 'tokens', { accessToken: 'x' });
