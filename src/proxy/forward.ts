@@ -162,6 +162,7 @@ export async function forward(
         // Quiet between events is what an event stream does; the client going away ends it.
         bodyTimeout: eventStream ? 0 : target.timeoutMs,
       },
+      res,
       (statusCode, headers) => {
         if (dpop) {
           const challenge = nonceChallenge(statusCode, headers);
@@ -204,6 +205,9 @@ export async function forward(
       res.setHeader('Connection', 'close');
       throw new BffError('payload_too_large', { cause: err });
     }
+    // A request body the upstream never took is still on the client's connection: closing it is
+    // cheaper than reading it, and leaves no half-read request behind a keep-alive socket.
+    if (body && !req.complete) res.setHeader('Connection', 'close');
     throw upstreamError(err);
   }
 }

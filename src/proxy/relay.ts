@@ -11,18 +11,26 @@ export type ChooseSink = (statusCode: number, headers: IncomingHttpHeaders) => W
  * an abort signal, trailers, finished()'s listeners), which a bench of a minimal proxy puts at a
  * fifth of a request's CPU.
  *
- * Settles when the sink closes: resolves if it finished, else rejects and aborts the upstream
- * request (the client went away, or the upstream failed mid-body, which destroys the sink). Before
- * a head, the upstream's error (or the request body's) rejects at once.
+ * `downstream` is the client's response: once it closes unfinished (the client went away, before
+ * the head or during the body), the upstream request is aborted and the relay rejects. Otherwise it
+ * settles when the sink closes: resolves if the sink finished, else rejects (the upstream failed
+ * mid-body, which destroys the sink). Before a head, the upstream's error (or the request body's)
+ * rejects at once.
  */
 export function relay(
   dispatcher: Dispatcher,
   options: Dispatcher.DispatchOptions,
+  downstream: Writable,
   choose: ChooseSink,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    const handler = new RelayHandler(choose, (err) => (err ? reject(err) : resolve()), options.body);
-    dispatcher.dispatch(options, handler);
+    const handler = new RelayHandler(
+      choose,
+      (err) => (err ? reject(err) : resolve()),
+      options.body,
+      downstream,
+    );
+    if (!handler.settledAlready()) dispatcher.dispatch(options, handler);
   });
 }
 
@@ -36,10 +44,18 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     private readonly choose: ChooseSink,
     private readonly done: (err?: Error) => void,
     body: Dispatcher.DispatchOptions['body'],
+    private readonly downstream: Writable,
   ) {
     // A request body that fails before undici has taken it up (a client gone mid-upload, a size
     // cap passed) would otherwise be an unhandled 'error'.
     if (isReadable(body)) body.on('error', (err: Error) => this.onResponseError(this.controller, err));
+    // 'close' comes once: a client already gone will not say so again.
+    if (downstream.destroyed || downstream.closed) this.clientGone();
+    else downstream.once('close', () => (downstream.writableFinished ? this.settle() : this.clientGone()));
+  }
+
+  settledAlready(): boolean {
+    return this.settled;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -55,8 +71,12 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.sink || this.settled) return;
     const sink = this.choose(statusCode, headers);
     this.sink = sink;
+    // A write after the sink ended or failed is reported here, not thrown at the process; the
+    // failure that matters reaches the caller through settle().
+    sink.on('error', ignore);
     sink.on('drain', () => controller.resume());
-    sink.once('close', () => this.sinkClosed(sink));
+    // The downstream response's own close is watched from the start.
+    if (sink !== this.downstream) sink.once('close', () => this.sinkClosed(sink));
     if (sink.writableNeedDrain) controller.pause();
   }
 
@@ -77,8 +97,15 @@ class RelayHandler implements Dispatcher.DispatchHandler {
 
   private sinkClosed(sink: Writable): void {
     if (sink.writableFinished) return this.settle();
-    const err = this.failure ?? prematureClose();
-    this.controller?.abort(err);
+    this.abortWith(this.failure ?? prematureClose());
+  }
+
+  private clientGone(): void {
+    this.abortWith(this.failure ?? prematureClose());
+  }
+
+  private abortWith(err: Error): void {
+    if (!this.settled) this.controller?.abort(err);
     this.settle(err);
   }
 
@@ -89,6 +116,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     this.done(err);
   }
 }
+
+const ignore = (): void => {};
 
 function isReadable(body: unknown): body is Readable {
   return typeof (body as Readable | null)?.on === 'function';
