@@ -4,6 +4,7 @@ import { compileOnce, startInstance, type Instance } from './support/fuzz-instan
 import {
   fuzzCase,
   serialize,
+  upstreamAnswerMalformed,
   upstreamFault,
   type FuzzCase,
   type FuzzContext,
@@ -108,6 +109,7 @@ interface Outcome {
 function fault({ c, r }: Outcome): string | undefined {
   // Explained only when the upstream was asked for it and the answer is the upstream's, not coatcheck's.
   const ours = /^\s*\{"error"/.test(r.body.toString('utf8'));
+  if (r.status === 502 && ours && upstreamAnswerMalformed(c)) return undefined;
   if (r.status !== undefined && r.status >= 500 && (!upstreamFault(c) || ours)) {
     return `status ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`;
   }

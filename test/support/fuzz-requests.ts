@@ -491,3 +491,18 @@ export function serialize(c: FuzzCase, ctx: FuzzContext): { bytes: Buffer; headO
 export function upstreamFault(c: FuzzCase): boolean {
   return /\/status\/5\d\d/.test(c.target);
 }
+
+/**
+ * The test upstream's /big sends `Content-Length: <bytes>` as given: for anything but a whole number
+ * of bytes that is not HTTP, and a proxy's answer to an invalid response is its own 502.
+ */
+export function upstreamAnswerMalformed({ target }: FuzzCase): boolean {
+  try {
+    const url = new URL(`http://upstream${target}`);
+    if (!url.pathname.endsWith('/big')) return false;
+    const bytes = Number(url.searchParams.get('bytes') ?? 1024);
+    return !(Number.isSafeInteger(bytes) && bytes >= 0);
+  } catch {
+    return false;
+  }
+}
