@@ -94,10 +94,32 @@ test('an upstream reset mid-body into a stand-in sink rejects, and throws nothin
     downstream,
     () => (sink = discard()),
   );
-  // The answer's head went to the stand-in; the client's response stays open, as answerInstead's would be.
+  // The answer's head went to the stand-in and the client's response stays open, as for a DPoP nonce challenge.
   await expect(relayed).rejects.toBeInstanceOf(Error);
   expect(sink?.destroyed).toBe(true);
   expect(downstream.destroyed).toBe(false);
+});
+
+test("coatcheck's own answer complete, the upstream body going to a stand-in is stopped", async () => {
+  handle = (_req, res) => {
+    // An event stream that never ends, behind a step-up challenge.
+    res.writeHead(401, { 'content-type': 'text/event-stream' });
+    res.write('data: 1\n\n');
+  };
+  const downstream = new PassThrough();
+  downstream.resume();
+  const relayed = relay(
+    agent,
+    { origin, path: '/endless', method: 'GET', bodyTimeout: 0 },
+    downstream,
+    () => {
+      // What answerInstead does: the client's answer is written and ended here, the body is dropped.
+      downstream.end('{"error":"step_up_required"}');
+      return discard();
+    },
+  );
+  await relayed;
+  await until(() => abandoned.includes('/endless'), 'the upstream to see its request abandoned');
 });
 
 test('a whole answer reaches the sink and the relay resolves', async () => {

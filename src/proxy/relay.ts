@@ -51,7 +51,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     if (isReadable(body)) body.on('error', (err: Error) => this.onResponseError(this.controller, err));
     // 'close' comes once: a client already gone will not say so again.
     if (downstream.destroyed || downstream.closed) this.clientGone();
-    else downstream.once('close', () => (downstream.writableFinished ? this.settle() : this.clientGone()));
+    else downstream.once('close', () => (downstream.writableFinished ? this.answered() : this.clientGone()));
   }
 
   settledAlready(): boolean {
@@ -98,6 +98,16 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   private sinkClosed(sink: Writable): void {
     if (sink.writableFinished) return this.settle();
     this.abortWith(this.failure ?? prematureClose());
+  }
+
+  /**
+   * The client's answer is complete. When it came from the sink, that is the relay done. When coatcheck
+   * answered instead (a step-up), the upstream's body is going to a stand-in that nobody reads:
+   * stop it, or an endless one would hold the connection.
+   */
+  private answered(): void {
+    if (this.sink && this.sink !== this.downstream && !this.settled) this.controller?.abort(prematureClose());
+    this.settle();
   }
 
   private clientGone(): void {
