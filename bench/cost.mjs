@@ -243,6 +243,27 @@ async function main() {
   return results;
 }
 
+/** With COST_COMPARE, the other builds' figures in the same rounds, each as bare ÷ build. */
+function compared(results) {
+  const names = Object.keys(Object.values(results)[0].per).filter((n) => n !== 'bare Node proxy');
+  if (names.length < 2) return '';
+  const lines = [];
+  for (const [path, { per }] of Object.entries(results))
+    for (const name of names) {
+      const ratios = per['bare Node proxy'].map((b, i) => b / per[name][i]);
+      lines.push(
+        `| ${path === 'small' ? '1 KB' : '100 KB'} | ${name} | ${median(per[name]).toFixed(1)} | ${median(ratios).toFixed(2)} × | ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} |`,
+      );
+    }
+  return `
+Other builds in the same rounds (\`COST_COMPARE=name=path/to/dist,...\`):
+
+| body | build | µs/request | bare ÷ build (median of rounds) | spread |
+|---|---|---:|---:|---:|
+${lines.join('\n')}
+`;
+}
+
 /** The default run (CPU time) is part of npm run bench: its figures go to bench/results/cost.{json,md}. */
 function writeResults(results) {
   const m = machine();
@@ -270,7 +291,7 @@ than the bare Node proxy.
 | body | bare Node proxy µs/request | coatcheck µs/request | bare ÷ coatcheck (median of rounds) | spread |
 |---|---:|---:|---:|---:|
 ${rows.join('\n')}
-`,
+${compared(results)}`,
   );
 }
 

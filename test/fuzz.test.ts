@@ -106,10 +106,17 @@ interface Outcome {
 }
 
 /** Why an outcome fails the run, or undefined if it is an acceptable answer to that request. */
+/** 502s for the upstream's invalid answers: each is also one error-level line, which is right. */
+let malformedAnswers = 0;
+const MALFORMED_LINE = /"error":"upstream_unreachable".*"name":"HTTPParserError"/;
+
 function fault({ c, r }: Outcome): string | undefined {
   // Explained only when the upstream was asked for it and the answer is the upstream's, not coatcheck's.
   const ours = /^\s*\{"error"/.test(r.body.toString('utf8'));
-  if (r.status === 502 && ours && upstreamAnswerMalformed(c)) return undefined;
+  if (r.status === 502 && ours && upstreamAnswerMalformed(c)) {
+    malformedAnswers++;
+    return undefined;
+  }
   if (r.status !== undefined && r.status >= 500 && (!upstreamFault(c) || ours)) {
     return `status ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`;
   }
@@ -209,7 +216,8 @@ test('20,000 hostile requests: no unexplained 5xx, no crash, the heap back to it
   expect(heapAfter).toBeLessThanOrEqual(
     heapBefore + Math.max(HEAP_TOLERANCE.bytes, heapBefore * HEAP_TOLERANCE.ratio),
   );
-  expect(errorLines).toEqual([]);
+  expect(errorLines.filter((l) => MALFORMED_LINE.test(l)).length).toBeLessThanOrEqual(malformedAnswers);
+  expect(errorLines.filter((l) => !MALFORMED_LINE.test(l))).toEqual([]);
 }, 240_000);
 
 function chunk<T>(items: T[], size: number): T[][] {
