@@ -6,6 +6,8 @@ import { cpus, totalmem } from 'node:os';
 import { createServer, connect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { writeFileSync } from 'node:fs';
+import { sign, unsign } from 'cookie-signature';
 import { CookieJar } from 'tough-cookie';
 import { request } from 'undici';
 
@@ -206,4 +208,37 @@ export function benchCoatcheckEnv({ port, publicUrl, issuer, redisUrl, upstreamP
     BFF_ROUTES: JSON.stringify([{ path: '/api', target: `http://127.0.0.1:${upstreamPort}/v1` }]),
     BFF_LOG_LEVEL: logLevel,
   };
+}
+
+/**
+ * `count` sessions in Redis, each holding one real login's tokens sealed afresh under its own id, and
+ * their cookies written one per line to `file` (for bench/wrk-many.lua). The records are as large and
+ * as costly to open as real ones, without that many logins at the IdP. They are not due during a run,
+ * and each has a refresh token of its own length but never valid: a shared real one would be replayed
+ * by the first two sessions to refresh, and the IdP would revoke the grant.
+ */
+export async function seedSessions(redisUrl, cookie, count, file) {
+  const { RedisSessionStore } = await import('../dist/session/redis-store.js');
+  const { Sessions } = await import('../dist/session/sessions.js');
+  const store = new RedisSessionStore(redisUrl);
+  await store.ready();
+  const sessions = new Sessions(store, { idleMs: 1800_000, absoluteMs: 28_800_000 });
+  const real = await sessions.load(unsign(decodeURIComponent(cookie.split('=')[1]), SECRET), Date.now());
+  const seeded = {
+    ...real.tokens,
+    expiresAt: Date.now() + 3600_000,
+    refreshAt: Date.now() + 3600_000,
+    refreshToken: real.tokens.refreshToken?.replace(/./g, 'x'),
+  };
+  const lines = [];
+  for (let i = 0; i < count; i += 100) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(100, count - i) }, () =>
+        sessions.create(real.data(), seeded, Date.now()),
+      ),
+    );
+    for (const s of batch) lines.push(`coatcheck=${encodeURIComponent(sign(s.id, SECRET))}`);
+  }
+  await store.close();
+  writeFileSync(file, `${lines.join('\n')}\n`);
 }

@@ -6,13 +6,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { sign, unsign } from 'cookie-signature';
 import { startIdp } from '../dist/demo/idp.js';
-import { RedisSessionStore } from '../dist/session/redis-store.js';
-import { Sessions } from '../dist/session/sessions.js';
 import { profileMarkdown, summariseProfile } from './profile.mjs';
 import {
-  SECRET,
   benchCoatcheckEnv,
   benchIdpOptions,
   freePort,
@@ -25,6 +21,7 @@ import {
   tmpDirs,
   waitForPort,
   wrk,
+  seedSessions,
 } from './lib.mjs';
 
 const MANY = Number(process.env.BENCH_MANY ?? 10_000);
@@ -58,28 +55,9 @@ async function main() {
   const coatcheck = start(process.execPath, ['dist/main.js'], env, 'coatcheck');
   await waitForPort(ports.coatcheck, 'coatcheck');
 
-  // MANY sessions sealed afresh from one real login's tokens, as bench/scale.mjs seeds them.
   const oneCookie = await login(url);
-  const store = new RedisSessionStore(redisUrl);
-  await store.ready();
-  const sessions = new Sessions(store, { idleMs: 1800_000, absoluteMs: 28_800_000 });
-  const real = await sessions.load(unsign(decodeURIComponent(oneCookie.split('=')[1]), SECRET), Date.now());
-  const seeded = {
-    ...real.tokens,
-    expiresAt: Date.now() + 3600_000,
-    refreshAt: Date.now() + 3600_000,
-    refreshToken: real.tokens.refreshToken?.replace(/./g, 'x'),
-  };
-  const lines = [];
-  for (let i = 0; i < MANY; i += 100) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(100, MANY - i) }, () => sessions.create(real.data(), seeded, Date.now())),
-    );
-    for (const s of batch) lines.push(`coatcheck=${encodeURIComponent(sign(s.id, SECRET))}`);
-  }
-  await store.close();
   const cookieFile = join(tmp, 'cookies.txt');
-  writeFileSync(cookieFile, `${lines.join('\n')}\n`);
+  await seedSessions(redisUrl, oneCookie, MANY, cookieFile);
 
   const target = `${url}/api/small`;
   const variants = [

@@ -4,12 +4,9 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sign, unsign } from 'cookie-signature';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 import { startIdp } from '../dist/demo/idp.js';
-import { RedisSessionStore } from '../dist/session/redis-store.js';
-import { Sessions } from '../dist/session/sessions.js';
 import {
   CLIENT,
   SECRET,
@@ -27,6 +24,7 @@ import {
   wrk,
   startBenchRedis,
   benchIdpOptions,
+  seedSessions,
 } from './lib.mjs';
 import { barChart, scatterChart } from './svg.mjs';
 
@@ -147,29 +145,8 @@ async function main() {
 
   // --- Many sessions: MANY sessions in Redis, each request of wrk's using the next one. ---
   const oneCookie = await login(publicUrl);
-  const store = new RedisSessionStore(redisUrl);
-  await store.ready();
-  const sessions = new Sessions(store, { idleMs: 1800_000, absoluteMs: 28_800_000 });
-  const real = await sessions.load(unsign(decodeURIComponent(oneCookie.split('=')[1]), SECRET), Date.now());
-  // One real login's tokens, sealed afresh under each new session id: the records are as large and
-  // as costly to open as real ones, without 10,000 logins at the IdP. They are not due during the
-  // run, and each has a refresh token of its own length but never valid: a shared real one would be
-  // replayed by the first two sessions to refresh, and the IdP would revoke the grant.
-  const seeded = {
-    ...real.tokens,
-    expiresAt: Date.now() + 3600_000,
-    refreshAt: Date.now() + 3600_000,
-    refreshToken: real.tokens.refreshToken?.replace(/./g, 'x'),
-  };
   const cookieFile = join(tmp, 'cookies.txt');
-  const lines = [];
-  for (let i = 0; i < MANY; i += 500) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(500, MANY - i) }, () => sessions.create(real.data(), seeded, Date.now())),
-    );
-    for (const s of batch) lines.push(`coatcheck=${encodeURIComponent(sign(s.id, SECRET))}`);
-  }
-  writeFileSync(cookieFile, `${lines.join('\n')}\n`);
+  await seedSessions(redisUrl, oneCookie, MANY, cookieFile);
   console.log(`${MANY} sessions seeded`);
   const manyEnv = { BENCH_COOKIES: cookieFile };
   const cached = `http://127.0.0.1:${ports.a}/api/small`;
@@ -356,7 +333,6 @@ async function main() {
   );
   console.log(`\n${markdown(report)}`);
   redis.disconnect();
-  await store.close();
   await idp.close();
 }
 
