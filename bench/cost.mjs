@@ -10,7 +10,8 @@
 //   COST_TOOL=strace node bench/cost.mjs              and write/writev system calls, start-up included
 //
 // COST_N requests (default 20000; 3000 under callgrind) over COST_CONNECTIONS keep-alive
-// connections (32), COST_ROUNDS interleaved rounds (5; 1 under callgrind), COST_PATH small|large.
+// connections (32), COST_ROUNDS interleaved rounds (5; 1 under callgrind), COST_PATH small|large,
+// after COST_WARMUP requests per target (3000; 500 under callgrind).
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, readFileSync, readdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +40,8 @@ const N = Number(process.env.COST_N ?? (CALLGRIND ? 3000 : 20000));
 const CONNECTIONS = Number(process.env.COST_CONNECTIONS ?? 32);
 const ROUNDS = Number(process.env.COST_ROUNDS ?? (CALLGRIND ? 1 : 5));
 const PATHS = (process.env.COST_PATH ?? 'small,large').split(',');
+// Requests before the first measured round, so that the JIT has compiled the hot path.
+const WARMUP = Number(process.env.COST_WARMUP ?? (CALLGRIND ? 500 : 3000));
 // Which process to profile: coatcheck, or the bare proxy to compare with.
 const PROFILED = process.env.COST_PROFILE === 'bare' ? 'bench/bare-proxy.mjs' : 'dist/main.js';
 const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
@@ -166,7 +169,7 @@ async function main() {
     const url = `/api/${path}`;
     // Under valgrind a warm-up request can outlast a Redis command timeout while new code is
     // translated; only the measured requests must all succeed.
-    for (const [, , pool] of targets) await load(pool, url, headers, CALLGRIND ? 500 : 3000, !CALLGRIND);
+    for (const [, , pool] of targets) await load(pool, url, headers, WARMUP, !CALLGRIND);
     const per = Object.fromEntries(targets.map(([name]) => [name, []]));
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, child, pool] of targets) {
@@ -251,39 +254,39 @@ function compared(results) {
   for (const [path, { per }] of Object.entries(results))
     for (const name of names) {
       const ratios = per['bare Node proxy'].map((b, i) => b / per[name][i]);
+      // Paired with coatcheck's figure of the same round, which the machine's drift moves alike.
+      const paired = per[name].map((x, i) => x / per.coatcheck[i]);
+      const cheaper = paired.filter((r) => r > 1).length;
       lines.push(
-        `| ${path === 'small' ? '1 KB' : '100 KB'} | ${name} | ${median(per[name]).toFixed(1)} | ${median(ratios).toFixed(2)} × | ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} |`,
+        `| ${path === 'small' ? '1 KB' : '100 KB'} | ${name} | ${median(per[name]).toFixed(1)} | ${median(ratios).toFixed(2)} × | ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} | ${name === 'coatcheck' ? '— | —' : `${median(paired).toFixed(2)} × | ${cheaper} of ${paired.length}`} |`,
       );
     }
   return `
-Other builds in the same rounds (\`COST_COMPARE=name=path/to/dist,...\`):
+Other builds in the same rounds (\`COST_COMPARE=name=path/to/dist,...\`). The last two columns pair each
+round's figure with coatcheck's in the same round: the build's CPU per request over coatcheck's, and in how many
+rounds coatcheck cost less.
 
-| body | build | µs/request | bare ÷ build (median of rounds) | spread |
-|---|---|---:|---:|---:|
+| body | build | µs/request | bare ÷ build (median of rounds) | spread | build ÷ coatcheck (median of rounds) | rounds coatcheck cheaper |
+|---|---|---:|---:|---:|---:|---:|
 ${lines.join('\n')}
 `;
 }
 
 /** The default run (CPU time) is part of npm run bench: its figures go to bench/results/cost.{json,md}. */
-function writeResults(results) {
-  const m = machine();
+function writeResults({ machine: m, settings, results }) {
   const rows = Object.entries(results).map(([path, { per, ratios }]) => {
     const bare = median(per['bare Node proxy']);
     const ours = median(per.coatcheck);
     return `| ${path === 'small' ? '1 KB' : '100 KB'} | ${bare.toFixed(1)} | ${ours.toFixed(1)} | ${median(ratios).toFixed(2)} × | ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} |`;
   });
   writeFileSync(
-    'bench/results/cost.json',
-    `${JSON.stringify({ machine: m, settings: { N, CONNECTIONS, ROUNDS }, results }, null, 2)}\n`,
-  );
-  writeFileSync(
     'bench/results/cost.md',
     `# CPU time per proxied request
 
-${m.date.slice(0, 10)} on ${m.cores} × ${m.cpu}, ${m.memoryGb} GB, Node ${m.node}. Reproduce: \`npm run build && node bench/cost.mjs\`.
+${m.date.slice(0, 10)} on ${m.cores} × ${m.cpu}, ${m.memoryGb} GB, Node ${m.node}. Reproduce: \`npm run build && ${reproduce(settings)}node bench/cost.mjs\`.
 
-Each process's own CPU time (user + system, from /proc) for exactly ${N} requests over ${CONNECTIONS} keep-alive
-connections, divided by ${N}; ${ROUNDS} rounds, the two proxies' rounds interleaved. Unlike throughput on a shared machine, a
+Each process's own CPU time (user + system, from /proc) for exactly ${settings.N} requests over ${settings.CONNECTIONS} keep-alive
+connections, divided by ${settings.N}; ${settings.ROUNDS} rounds, the two proxies' rounds interleaved. Unlike throughput on a shared machine, a
 process's CPU time per request moves little with what else runs: it is the cost that decides throughput once the
 proxy is the bottleneck. The ratio is bare ÷ coatcheck per round: above 1, coatcheck spends less CPU per request
 than the bare Node proxy.
@@ -295,9 +298,31 @@ ${compared(results)}`,
   );
 }
 
+/** The settings that differ from the defaults, as they would be typed before the command. */
+function reproduce(settings) {
+  const set = [];
+  if (settings.N !== 20000) set.push(`COST_N=${settings.N}`);
+  if (settings.CONNECTIONS !== 32) set.push(`COST_CONNECTIONS=${settings.CONNECTIONS}`);
+  if (settings.ROUNDS !== 5) set.push(`COST_ROUNDS=${settings.ROUNDS}`);
+  if (settings.compare?.length) set.push(`COST_COMPARE=${settings.compare.map((n) => `'${n}=…'`).join(',')}`);
+  return set.map((s) => `${s} `).join('');
+}
+
+// COST_RENDER=bench/results/cost.json writes cost.md again from a run's saved figures.
+if (process.env.COST_RENDER) {
+  writeResults(JSON.parse(readFileSync(process.env.COST_RENDER, 'utf8')));
+  process.exit(0);
+}
 try {
   const results = await main();
-  if (TOOL === 'cpu' && process.env.COST_WRITE !== '0') writeResults(results);
+  if (TOOL === 'cpu' && process.env.COST_WRITE !== '0') {
+    const compare = Object.keys(Object.values(results)[0].per).filter(
+      (n) => n !== 'bare Node proxy' && n !== 'coatcheck',
+    );
+    const run = { machine: machine(), settings: { N, CONNECTIONS, ROUNDS, compare }, results };
+    writeFileSync('bench/results/cost.json', `${JSON.stringify(run, null, 2)}\n`);
+    writeResults(run);
+  }
 } finally {
   await stopAll();
 }
