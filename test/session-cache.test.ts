@@ -92,6 +92,14 @@ test('steady state: repeated API calls of a session cost one Redis round trip, t
   expect((await loads()) - before).toBe(1);
 });
 
+test('API calls that miss the cache together share one Redis load', async () => {
+  const { cookie } = await loggedInWithCookie();
+  const before = await loads();
+  const statuses = await Promise.all(Array.from({ length: 20 }, () => api(1, cookie)));
+  expect(statuses).toEqual(Array(20).fill(200));
+  expect((await loads()) - before).toBe(1);
+});
+
 test('a logout through one replica ends the session on another at once, though it had it cached', async () => {
   const { b, cookie } = await loggedInWithCookie();
   expect(await api(1, cookie)).toBe(200);
@@ -238,6 +246,45 @@ describe('SessionCache rules', () => {
     expect(cache.get('c', 1)?.key).toBe('other');
     feed.send(undefined);
     expect(cache.size).toBe(0);
+  });
+
+  test('shares a load between requests that miss together, and not across an invalidation', async () => {
+    const feed = new Feed();
+    const cache = new SessionCache(feed, 1000);
+    const finish: ((s: Session) => void)[] = [];
+    const load = () => new Promise<Session>((resolve) => finish.push(resolve));
+    const first = cache.loadOnce('c', load);
+    const joined = cache.loadOnce('c', load);
+    const other = cache.loadOnce('d', load);
+    expect(finish).toHaveLength(2);
+    feed.send('k');
+    // Begun after the invalidation: a load of its own, whose answer may differ.
+    const after = cache.loadOnce('c', load);
+    expect(finish).toHaveLength(3);
+    finish[0]!(session('k'));
+    finish[1]!(session('other'));
+    finish[2]!(session('k-after'));
+    expect((await first)?.key).toBe('k');
+    expect(await joined).toBe(await first);
+    expect((await other)?.key).toBe('other');
+    expect((await after)?.key).toBe('k-after');
+    // Once settled, a load is not reused.
+    void cache.loadOnce('c', load);
+    expect(finish).toHaveLength(4);
+  });
+
+  test('shares nothing while the feed is not live', () => {
+    const feed = new Feed();
+    const cache = new SessionCache(feed, 1000);
+    feed.live = false;
+    let loads = 0;
+    const load = () => {
+      loads++;
+      return new Promise<Session | undefined>(() => {});
+    };
+    void cache.loadOnce('c', load);
+    void cache.loadOnce('c', load);
+    expect(loads).toBe(2);
   });
 
   test('holds at most maxEntries, dropping the oldest', () => {

@@ -25,14 +25,19 @@ export async function sessionFromCookie(
   const now = ctx.now();
   const hit = cache?.get(signed, now);
   if (hit) return hit;
-  const begun = cache?.begin() ?? 0;
   const id = ctx.sessionCookie.open(signed);
   if (!id) return undefined;
-  const session = await ctx.sessions.load(id, now);
-  if (session) cache?.put(signed, session, now, begun);
+  const session = cache
+    ? await cache.loadOnce(signed, async () => {
+        const begun = cache.begin();
+        const loaded = await ctx.sessions.load(id, now);
+        if (loaded) cache.put(signed, loaded, now, begun);
+        return loaded;
+      })
+    : await ctx.sessions.load(id, now);
   // A genuine cookie whose session is gone: its idle or absolute lifetime ran out (or it was ended
   // elsewhere while this browser kept the cookie). Counted per request that finds it so.
-  else ctx.metrics.sessionEnds.expired.inc();
+  if (!session) ctx.metrics.sessionEnds.expired.inc();
   return session;
 }
 
@@ -54,16 +59,20 @@ export async function sessionOfRequest(
   const now = ctx.now();
   const hit = cache?.get(located.cacheKey, now);
   if (hit) return hit;
-  const begun = cache?.begin() ?? 0;
-  for (const id of located.ids) {
-    const session = await ctx.sessions.load(id, now);
-    if (session) {
-      cache?.put(located.cacheKey, session, now, begun);
-      return session;
+  const load = async (): Promise<Session | undefined> => {
+    const begun = cache?.begin() ?? 0;
+    for (const id of located.ids) {
+      const session = await ctx.sessions.load(id, now);
+      if (session) {
+        cache?.put(located.cacheKey, session, now, begun);
+        return session;
+      }
     }
-  }
-  ctx.metrics.sessionEnds.expired.inc();
-  return undefined;
+    return undefined;
+  };
+  const session = cache ? await cache.loadOnce(located.cacheKey, load) : await load();
+  if (!session) ctx.metrics.sessionEnds.expired.inc();
+  return session;
 }
 
 /** The storage key of the session this request's cookie names, without loading it. */

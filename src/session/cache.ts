@@ -23,6 +23,8 @@ export class SessionCache {
   private readonly byKey = new Map<string, Set<string>>();
   /** Bumped on every invalidation: a load that saw another value may hold stale data. */
   private generation = 0;
+  /** Loads in flight, by cookie, since the last invalidation: requests that miss together share one. */
+  private readonly loading = new Map<string, Promise<Session | undefined>>();
 
   constructor(
     private readonly feed: InvalidationFeed,
@@ -32,6 +34,8 @@ export class SessionCache {
   ) {
     feed.onInvalidate((key) => {
       this.generation++;
+      // A request after an invalidation must not take the answer of a load begun before it.
+      this.loading.clear();
       if (key === undefined) this.clear();
       else this.drop(key);
     });
@@ -55,6 +59,24 @@ export class SessionCache {
     this.counters?.miss.inc();
     if (entry) this.remove(cookie, entry.session.key);
     return undefined;
+  }
+
+  /**
+   * One load per cookie at a time: when an entry runs out under load, every request in flight
+   * misses at once, and each would otherwise read and open the same record. A load begun before an
+   * invalidation is not shared after it, and nothing is shared while the feed is not live.
+   */
+  loadOnce(cookie: string, load: () => Promise<Session | undefined>): Promise<Session | undefined> {
+    if (!this.feed.live) return load();
+    let pending = this.loading.get(cookie);
+    if (!pending) {
+      const started = load().finally(() => {
+        if (this.loading.get(cookie) === started) this.loading.delete(cookie);
+      });
+      pending = started;
+      this.loading.set(cookie, pending);
+    }
+    return pending;
   }
 
   /** Call before reading from the store, and pass the result to put(). */
