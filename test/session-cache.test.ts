@@ -253,24 +253,57 @@ describe('SessionCache rules', () => {
     const cache = new SessionCache(feed, 1000);
     const finish: ((s: Session) => void)[] = [];
     const load = () => new Promise<Session>((resolve) => finish.push(resolve));
-    const first = cache.loadOnce('c', load);
-    const joined = cache.loadOnce('c', load);
-    const other = cache.loadOnce('d', load);
+    const first = cache.loadOnce('c', 0, load);
+    const joined = cache.loadOnce('c', 0, load);
+    const other = cache.loadOnce('d', 0, load);
     expect(finish).toHaveLength(2);
     feed.send('k');
     // Begun after the invalidation: a load of its own, whose answer may differ.
-    const after = cache.loadOnce('c', load);
+    const after = cache.loadOnce('c', 0, load);
     expect(finish).toHaveLength(3);
     finish[0]!(session('k'));
+    await first;
+    // The load begun before the invalidation has settled; the one begun after it is still shared.
+    const joinedAfter = cache.loadOnce('c', 0, load);
+    expect(finish).toHaveLength(3);
     finish[1]!(session('other'));
     finish[2]!(session('k-after'));
+    expect((await joinedAfter)?.key).toBe('k-after');
     expect((await first)?.key).toBe('k');
     expect(await joined).toBe(await first);
     expect((await other)?.key).toBe('other');
     expect((await after)?.key).toBe('k-after');
     // Once settled, a load is not reused.
-    void cache.loadOnce('c', load);
+    void cache.loadOnce('c', 0, load);
     expect(finish).toHaveLength(4);
+  });
+
+  test('a request that joins a load gets no session that has ended by its own clock', async () => {
+    const cache = new SessionCache(new Feed(), 1000);
+    let finish: (s: Session) => void = () => {};
+    const load = () => new Promise<Session>((resolve) => (finish = resolve));
+    const first = cache.loadOnce('c', 100, load);
+    const later = cache.loadOnce('c', 600, load);
+    finish(session('k', 500));
+    expect((await first)?.key).toBe('k');
+    expect(await later).toBeUndefined();
+  });
+
+  test('a failed load fails the requests that joined it, and the next request loads afresh', async () => {
+    const cache = new SessionCache(new Feed(), 1000);
+    let calls = 0;
+    let fail: (err: Error) => void = () => {};
+    const failing = () => {
+      calls++;
+      return new Promise<Session>((_resolve, reject) => (fail = reject));
+    };
+    const first = cache.loadOnce('c', 0, failing);
+    const joined = cache.loadOnce('c', 0, failing);
+    fail(new Error('redis went away'));
+    await expect(first).rejects.toThrow('redis went away');
+    await expect(joined).rejects.toThrow('redis went away');
+    expect(calls).toBe(1);
+    expect((await cache.loadOnce('c', 0, () => Promise.resolve(session('k'))))?.key).toBe('k');
   });
 
   test('shares nothing while the feed is not live', () => {
@@ -282,8 +315,8 @@ describe('SessionCache rules', () => {
       loads++;
       return new Promise<Session | undefined>(() => {});
     };
-    void cache.loadOnce('c', load);
-    void cache.loadOnce('c', load);
+    void cache.loadOnce('c', 0, load);
+    void cache.loadOnce('c', 0, load);
     expect(loads).toBe(2);
   });
 

@@ -28,7 +28,7 @@ export async function sessionFromCookie(
   const id = ctx.sessionCookie.open(signed);
   if (!id) return undefined;
   const session = cache
-    ? await cache.loadOnce(signed, async () => {
+    ? await cache.loadOnce(signed, now, async () => {
         const begun = cache.begin();
         const loaded = await ctx.sessions.load(id, now);
         if (loaded) cache.put(signed, loaded, now, begun);
@@ -70,7 +70,7 @@ export async function sessionOfRequest(
     }
     return undefined;
   };
-  const session = cache ? await cache.loadOnce(located.cacheKey, load) : await load();
+  const session = cache ? await cache.loadOnce(located.cacheKey, now, load) : await load();
   if (!session) ctx.metrics.sessionEnds.expired.inc();
   return session;
 }

@@ -64,19 +64,25 @@ export class SessionCache {
   /**
    * One load per cookie at a time: when an entry runs out under load, every request in flight
    * misses at once, and each would otherwise read and open the same record. A load begun before an
-   * invalidation is not shared after it, and nothing is shared while the feed is not live.
+   * invalidation is not shared after it, and nothing is shared while the feed is not live; stale
+   * data is kept no longer than the cache itself would keep it. A failed load fails the requests
+   * that joined it, as their own loads would have in the same moment.
    */
-  loadOnce(cookie: string, load: () => Promise<Session | undefined>): Promise<Session | undefined> {
+  loadOnce(
+    cookie: string,
+    now: number,
+    load: () => Promise<Session | undefined>,
+  ): Promise<Session | undefined> {
     if (!this.feed.live) return load();
-    let pending = this.loading.get(cookie);
-    if (!pending) {
-      const started = load().finally(() => {
-        if (this.loading.get(cookie) === started) this.loading.delete(cookie);
-      });
-      pending = started;
-      this.loading.set(cookie, pending);
-    }
-    return pending;
+    const pending = this.loading.get(cookie);
+    // The load was checked against its starter's clock: a session that has ended since is no session.
+    if (pending) return pending.then((session) => (session && session.expiresAt > now ? session : undefined));
+    const generation = this.generation;
+    const started = load().finally(() => {
+      if (this.loading.get(cookie) === started) this.loading.delete(cookie);
+    });
+    if (generation === this.generation) this.loading.set(cookie, started);
+    return started;
   }
 
   /** Call before reading from the store, and pass the result to put(). */
