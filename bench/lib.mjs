@@ -242,3 +242,33 @@ export async function seedSessions(redisUrl, cookie, count, file) {
   await store.close();
   writeFileSync(file, `${lines.join('\n')}\n`);
 }
+
+/** The sum of a Prometheus metric's samples in a /metrics page, optionally those with a label. */
+export function metric(text, name, label) {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (!(rest.startsWith(' ') || rest.startsWith('{'))) continue;
+    if (label && !rest.includes(label)) continue;
+    sum += Number(line.split(' ').at(-1));
+  }
+  return sum;
+}
+
+/** Counters of coatcheck's /metrics, summed over the instances whose metrics ports are given. */
+export async function scrape(ports) {
+  const pages = await Promise.all(
+    ports.map(async (p) => (await request(`http://127.0.0.1:${p}/metrics`)).body.text()),
+  );
+  const total = (name, label) => pages.reduce((n, t) => n + metric(t, name, label), 0);
+  return {
+    refreshSuccess: total('coatcheck_token_refresh_total', 'outcome="success"'),
+    refreshAll: total('coatcheck_token_refresh_total'),
+    lockWaits: total('coatcheck_refresh_lock_wait_seconds_count'),
+    lockWaitSum: total('coatcheck_refresh_lock_wait_seconds_sum'),
+    cacheHit: total('coatcheck_session_cache_requests_total', 'result="hit"'),
+    cacheMiss: total('coatcheck_session_cache_requests_total', 'result="miss"'),
+    storeOps: total('coatcheck_store_operation_duration_seconds_count'),
+  };
+}

@@ -22,6 +22,7 @@ import {
   waitForPort,
   wrk,
   seedSessions,
+  scrape,
 } from './lib.mjs';
 
 const MANY = Number(process.env.BENCH_MANY ?? 10_000);
@@ -35,7 +36,7 @@ const cpuTicks = (pid) => {
 
 async function main() {
   const ports = {};
-  for (const k of ['redis', 'upstream', 'coatcheck']) ports[k] = await freePort();
+  for (const k of ['redis', 'upstream', 'coatcheck', 'metrics']) ports[k] = await freePort();
   const tmp = mkdtempSync(join(tmpdir(), 'coatcheck-miss-'));
   tmpDirs.push(tmp);
   const redisUrl = `redis://127.0.0.1:${ports.redis}`;
@@ -44,14 +45,21 @@ async function main() {
   const url = `http://127.0.0.1:${ports.coatcheck}`;
   const idp = await startIdp(benchIdpOptions(url));
   await waitForPort(ports.redis, 'redis');
-  const env = benchCoatcheckEnv({
-    port: ports.coatcheck,
-    publicUrl: url,
-    issuer: idp.issuer,
-    redisUrl,
-    upstreamPort: ports.upstream,
-    logLevel: 'warn',
-  });
+  const env = {
+    ...benchCoatcheckEnv({
+      port: ports.coatcheck,
+      publicUrl: url,
+      issuer: idp.issuer,
+      redisUrl,
+      upstreamPort: ports.upstream,
+      logLevel: 'warn',
+    }),
+    // Short enough that wrk cannot come back to one of the many sessions while it is still cached
+    // (that would take over 40,000 req/s), long enough that the one session is loaded once per
+    // thousands of requests. Store operations per request, counted by coatcheck, show which it was.
+    BFF_SESSION_CACHE_TTL: String(CACHE_TTL_S),
+    BFF_METRICS_PORT: String(ports.metrics),
+  };
   const coatcheck = start(process.execPath, ['dist/main.js'], env, 'coatcheck');
   await waitForPort(ports.coatcheck, 'coatcheck');
 
@@ -65,12 +73,14 @@ async function main() {
     [`${MANY} sessions (cache misses)`, { 'X-CSRF': '1' }, { BENCH_COOKIES: cookieFile }],
   ];
   for (const [, headers, wenv] of variants) await wrk(target, headers, 2, undefined, wenv);
-  const per = variants.map(() => ({ coatcheck: [], redis: [], rps: [] }));
+  const per = variants.map(() => ({ coatcheck: [], redis: [], rps: [], storeOps: [] }));
   for (let round = 0; round < ROUNDS; round++) {
     for (const [j, [, headers, wenv]] of variants.entries()) {
       const c0 = cpuTicks(coatcheck.pid);
       const r0 = cpuTicks(redisProcess.pid);
+      const ops0 = (await scrape([ports.metrics])).storeOps;
       const r = await wrk(target, headers, DURATION, undefined, wenv);
+      per[j].storeOps.push(((await scrape([ports.metrics])).storeOps - ops0) / r.requests);
       // Ticks are 10 ms: per request in µs.
       per[j].coatcheck.push(((cpuTicks(coatcheck.pid) - c0) * 1e4) / r.requests);
       per[j].redis.push(((cpuTicks(redisProcess.pid) - r0) * 1e4) / r.requests);
@@ -82,11 +92,12 @@ async function main() {
     coatcheckUs: median(per[j].coatcheck),
     redisUs: median(per[j].redis),
     rps: median(per[j].rps),
+    storeOpsPerRequest: median(per[j].storeOps),
     runs: per[j],
   }));
   for (const r of results)
     console.log(
-      `${r.name.padEnd(30)} coatcheck ${r.coatcheckUs.toFixed(1)} µs/request, Redis ${r.redisUs.toFixed(1)} µs/request, ${r.rps.toFixed(0)} req/s`,
+      `${r.name.padEnd(30)} coatcheck ${r.coatcheckUs.toFixed(1)} µs/request, Redis ${r.redisUs.toFixed(1)} µs/request, ${r.rps.toFixed(0)} req/s, ${r.storeOpsPerRequest.toFixed(3)} store operations/request`,
     );
 
   // The profile comes from a second coatcheck under the misses' load alone: profiling slows the
@@ -121,6 +132,7 @@ async function main() {
 }
 
 const PROFILE = process.env.BENCH_PROFILE !== '0';
+const CACHE_TTL_S = 0.25;
 
 try {
   const { results, profile } = await main();
@@ -136,14 +148,15 @@ try {
 
 ${m.date.slice(0, 10)} on ${m.cores} × ${m.cpu}, ${m.memoryGb} GB, Node ${m.node}. Reproduce: \`npm run build && node bench/miss-cost.mjs\`.
 
-One coatcheck, wrk -c64, ${ROUNDS} interleaved runs of ${DURATION} s per row. CPU time is each process's own
-(user + system, from /proc) divided by the requests answered: what decides throughput once the process is the
-bottleneck, and little moved by what else runs on the machine.
+One coatcheck, wrk -c64, ${ROUNDS} interleaved runs of ${DURATION} s per row, with a session cache TTL of
+${CACHE_TTL_S} s so that every request on the ${MANY} sessions misses (the last column, coatcheck's own count of
+its store operations, shows it). CPU time is each process's own (user + system, from /proc) divided by the
+requests answered: what decides throughput once the process is the bottleneck.
 
-| requests | coatcheck CPU µs / request | Redis CPU µs / request | req/s |
-|---|---:|---:|---:|
-| ${hit.name} | ${hit.coatcheckUs.toFixed(1)} | ${hit.redisUs.toFixed(1)} | ${hit.rps.toFixed(0)} |
-| ${miss.name} | ${miss.coatcheckUs.toFixed(1)} | ${miss.redisUs.toFixed(1)} | ${miss.rps.toFixed(0)} |
+| requests | coatcheck CPU µs / request | Redis CPU µs / request | req/s | store operations / request |
+|---|---:|---:|---:|---:|
+| ${hit.name} | ${hit.coatcheckUs.toFixed(1)} | ${hit.redisUs.toFixed(1)} | ${hit.rps.toFixed(0)} | ${hit.storeOpsPerRequest.toFixed(3)} |
+| ${miss.name} | ${miss.coatcheckUs.toFixed(1)} | ${miss.redisUs.toFixed(1)} | ${miss.rps.toFixed(0)} | ${miss.storeOpsPerRequest.toFixed(3)} |
 
 A miss costs coatcheck ${(miss.coatcheckUs - hit.coatcheckUs).toFixed(0)} µs more than a hit (${(miss.coatcheckUs / hit.coatcheckUs).toFixed(2)} ×), and Redis ${(miss.redisUs - hit.redisUs).toFixed(0)} µs more, on the same cores.
 ${profile ? `\n${profileMarkdown(profile, `${MANY} sessions, every request a cache miss`)}` : ''}`,

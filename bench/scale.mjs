@@ -25,6 +25,7 @@ import {
   startBenchRedis,
   benchIdpOptions,
   seedSessions,
+  scrape,
 } from './lib.mjs';
 import { barChart, scatterChart } from './svg.mjs';
 
@@ -39,34 +40,6 @@ const SOAK = Number(process.env.BENCH_SOAK_REFRESH ?? 0);
 const SOAK_SESSIONS = 100;
 
 /** Sums one metric's samples (optionally of one label value) from a Prometheus text page. */
-function metric(text, name, label) {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const rest = line.slice(name.length);
-    if (!(rest.startsWith(' ') || rest.startsWith('{'))) continue;
-    if (label && !rest.includes(label)) continue;
-    sum += Number(line.split(' ').at(-1));
-  }
-  return sum;
-}
-
-async function scrape(ports) {
-  const pages = await Promise.all(
-    ports.map(async (p) => (await request(`http://127.0.0.1:${p}/metrics`)).body.text()),
-  );
-  const total = (name, label) => pages.reduce((n, t) => n + metric(t, name, label), 0);
-  return {
-    refreshSuccess: total('coatcheck_token_refresh_total', 'outcome="success"'),
-    refreshAll: total('coatcheck_token_refresh_total'),
-    lockWaits: total('coatcheck_refresh_lock_wait_seconds_count'),
-    lockWaitSum: total('coatcheck_refresh_lock_wait_seconds_sum'),
-    cacheHit: total('coatcheck_session_cache_requests_total', 'result="hit"'),
-    cacheMiss: total('coatcheck_session_cache_requests_total', 'result="miss"'),
-    storeOps: total('coatcheck_store_operation_duration_seconds_count'),
-  };
-}
-
 function percentile(xs, p) {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
@@ -151,10 +124,20 @@ async function main() {
   const manyEnv = { BENCH_COOKIES: cookieFile };
   const cached = `http://127.0.0.1:${ports.a}/api/small`;
   const uncached = `http://127.0.0.1:${ports.nocache}/api/small`;
+  // The one session on B, whose cache holds nothing else, so that the baseline does not depend on
+  // what else is cached; the last variant measures the same session beside the many, on A.
+  const single = `http://127.0.0.1:${ports.b}/api/small`;
   const variants = [
-    ['one session', cached, { ...auth, Cookie: oneCookie }, undefined, ports.ma],
+    ['one session', single, { ...auth, Cookie: oneCookie }, undefined, ports.mb],
     [`${MANY} sessions, cache on`, cached, auth, manyEnv, ports.ma],
     [`${MANY} sessions, cache off`, uncached, auth, manyEnv, ports.mn],
+    [
+      'one session, on the instance caching the many',
+      cached,
+      { ...auth, Cookie: oneCookie },
+      undefined,
+      ports.ma,
+    ],
   ];
   for (const [, url, headers, wenv] of variants) await wrk(url, headers, 2, undefined, wenv);
   const runs = variants.map(() => []);
@@ -181,6 +164,7 @@ async function main() {
     redisCommandsPerRequest: median(commands[j]),
     storeRoundTripsPerRequest: median(trips[j]),
     ratioToOne: median(runs[j].map((r, i) => r.rps / runs[0][i].rps)),
+    runs: runs[j].map((r) => Math.round(r.rps)),
   }));
   const rssFullCache = rssMb(a.pid);
   const cache = await scrape([ports.ma]);
@@ -354,6 +338,9 @@ wrk -c64, ${r.settings.REPEAT} interleaved runs of ${r.settings.DURATION} s; eac
 ${r.many.map((m) => `| ${m.name} | ${m.rps.toFixed(0)} | ${m.rpsMin.toFixed(0)}–${m.rpsMax.toFixed(0)} | ${m.ratioToOne.toFixed(2)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${m.storeRoundTripsPerRequest.toFixed(3)} | ${m.redisCommandsPerRequest.toFixed(3)} | ${m.errors} |`).join('\n')}
 
 Store round trips are coatcheck's own count of its store operations; Redis counts a script as itself plus each command it runs.
+The one-session baseline runs on an instance whose cache holds only that session; the last row is the same
+session on the instance whose cache the many sessions fill, for comparison. Requests per second in each run:
+${r.many.map((m) => `${m.name} ${m.runs?.join(', ')}`).join('; ')}.
 
 coatcheck's RSS with a full session cache: ${r.rssFullCache.toFixed(0)} MB. Cache on that instance: ${r.cache.cacheHit} hits, ${r.cache.cacheMiss} misses.
 
