@@ -27,14 +27,8 @@ export async function sessionFromCookie(
   if (hit) return hit;
   const id = ctx.sessionCookie.open(signed);
   if (!id) return undefined;
-  const session = cache
-    ? await cache.loadOnce(signed, now, async () => {
-        const begun = cache.begin();
-        const loaded = await ctx.sessions.load(id, now);
-        if (loaded) cache.put(signed, loaded, now, begun);
-        return loaded;
-      })
-    : await ctx.sessions.load(id, now);
+  const load = () => ctx.sessions.load(id, now);
+  const session = cache ? await cache.loadOnce(signed, now, load) : await load();
   // A genuine cookie whose session is gone: its idle or absolute lifetime ran out (or it was ended
   // elsewhere while this browser kept the cookie). Counted per request that finds it so.
   if (!session) ctx.metrics.sessionEnds.expired.inc();
@@ -60,13 +54,9 @@ export async function sessionOfRequest(
   const hit = cache?.get(located.cacheKey, now);
   if (hit) return hit;
   const load = async (): Promise<Session | undefined> => {
-    const begun = cache?.begin() ?? 0;
     for (const id of located.ids) {
       const session = await ctx.sessions.load(id, now);
-      if (session) {
-        cache?.put(located.cacheKey, session, now, begun);
-        return session;
-      }
+      if (session) return session;
     }
     return undefined;
   };

@@ -66,22 +66,27 @@ export class SessionCache {
    * misses at once, and each would otherwise read and open the same record. A load begun before an
    * invalidation is not shared after it, and nothing is shared while the feed is not live; stale
    * data is kept no longer than the cache itself would keep it. A failed load fails the requests
-   * that joined it, as their own loads would have in the same moment.
+   * that joined it, as their own loads would have in the same moment. What the load finds is kept
+   * (put()).
    */
   loadOnce(
     cookie: string,
     now: number,
     load: () => Promise<Session | undefined>,
   ): Promise<Session | undefined> {
-    if (!this.feed.live) return load();
-    const pending = this.loading.get(cookie);
+    const pending = this.feed.live ? this.loading.get(cookie) : undefined;
     // The load was checked against its starter's clock: a session that has ended since is no session.
     if (pending) return pending.then((session) => (session && session.expiresAt > now ? session : undefined));
-    const generation = this.generation;
-    const started = load().finally(() => {
-      if (this.loading.get(cookie) === started) this.loading.delete(cookie);
-    });
-    if (generation === this.generation) this.loading.set(cookie, started);
+    const begun = this.generation;
+    const started = load()
+      .then((session) => {
+        if (session) this.put(cookie, session, now, begun);
+        return session;
+      })
+      .finally(() => {
+        if (this.loading.get(cookie) === started) this.loading.delete(cookie);
+      });
+    if (this.feed.live && begun === this.generation) this.loading.set(cookie, started);
     return started;
   }
 
